@@ -1,0 +1,196 @@
+#define _POSIX_C_SOURCE 200809L
+/*
+ * Alloc+free pairs of 64-byte blocks through function pointers, for pk_pool,
+ * a bare intrusive free list (the floor), glibc malloc, and empty functions
+ * (the call overhead to subtract).
+ *
+ *   bench_pool MODE PAIRS          run PAIRS pairs once (for callgrind, which
+ *                                  counts only inside run_pairs)
+ *   bench_pool --time PAIRS RUNS   ns per pair of every mode, median/min/max
+ *                                  of RUNS runs, net of the empty loop
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "poolkit/pool.h"
+
+#define BLOCK_SIZE 64
+#define BLOCKS 1024
+
+PK_POOL_DEFINE(bench_pool, BLOCK_SIZE, BLOCKS, 0);
+
+/* The textbook pool: free blocks linked through their first word. */
+typedef struct free_block { struct free_block *next; } free_block;
+typedef struct { free_block *head; } free_list;
+static _Alignas(16) unsigned char list_storage[BLOCK_SIZE * BLOCKS];
+static free_list bench_list;
+
+static void *list_alloc(free_list *l)
+{
+    free_block *b = l->head;
+    if (b != NULL) {
+        l->head = b->next;
+    }
+    return b;
+}
+
+static void list_release(free_list *l, void *block)
+{
+    free_block *b = block;
+    b->next = l->head;
+    l->head = b;
+}
+
+static unsigned char empty_block[BLOCK_SIZE];
+static void *empty_alloc(free_list *l) { (void)l; return empty_block; }
+static void empty_release(free_list *l, void *block) { (void)l; (void)block; }
+
+/* Each loop calls its allocator through volatile function pointers of the
+ * allocator's own types, so that nothing is inlined and no wrapper is added. */
+#define DEFINE_LOOP(loop, ctx_type, alloc_type, alloc_fn, free_type, free_fn) \
+    __attribute__((noinline)) static void loop(ctx_type ctx, long pairs)     \
+    {                                                                       \
+        alloc_type volatile alloc = alloc_fn;                                \
+        free_type volatile release = free_fn;                                \
+        for (long i = 0; i < pairs; i++) {                                  \
+            void *block = alloc(ctx);                                        \
+            if (block == NULL) {                                            \
+                abort();                                                    \
+            }                                                               \
+            (void)release(ctx, block);                                      \
+        }                                                                   \
+    }
+
+typedef void *(*pool_alloc_fn)(pk_pool *);
+typedef pk_status (*pool_free_fn)(pk_pool *, void *);
+typedef void *(*list_alloc_fn)(free_list *);
+typedef void (*list_free_fn)(free_list *, void *);
+typedef void *(*libc_alloc_fn)(size_t);
+typedef void (*libc_free_fn)(void *);
+
+DEFINE_LOOP(run_pairs_empty, free_list *, list_alloc_fn, empty_alloc, list_free_fn, empty_release)
+DEFINE_LOOP(run_pairs_pk_pool, pk_pool *, pool_alloc_fn, pk_pool_alloc, pool_free_fn, pk_pool_free)
+DEFINE_LOOP(run_pairs_freelist, free_list *, list_alloc_fn, list_alloc, list_free_fn, list_release)
+
+__attribute__((noinline)) static void run_pairs_malloc(size_t size, long pairs)
+{
+    libc_alloc_fn volatile alloc = malloc;
+    libc_free_fn volatile release = free;
+    for (long i = 0; i < pairs; i++) {
+        void *block = alloc(size);
+        if (block == NULL) {
+            abort();
+        }
+        release(block);
+    }
+}
+
+static void run_empty(long pairs) { run_pairs_empty(&bench_list, pairs); }
+static void run_pool(long pairs) { run_pairs_pk_pool(&bench_pool, pairs); }
+static void run_list(long pairs) { run_pairs_freelist(&bench_list, pairs); }
+static void run_malloc(long pairs) { run_pairs_malloc(BLOCK_SIZE, pairs); }
+
+typedef struct {
+    const char *name;
+    void (*run)(long pairs);
+} bench_mode;
+
+static const bench_mode modes[] = {
+    {"empty", run_empty},
+    {"pk_pool", run_pool},
+    {"freelist", run_list},
+    {"malloc", run_malloc},
+};
+#define MODE_COUNT (sizeof modes / sizeof modes[0])
+
+static void setup(void)
+{
+    for (size_t i = BLOCKS; i-- > 0;) {
+        list_release(&bench_list, &list_storage[i * BLOCK_SIZE]);
+    }
+    /* Warm both pools and malloc's caches so that the first pair is no outlier. */
+    void *block = pk_pool_alloc(&bench_pool);
+    (void)pk_pool_free(&bench_pool, block);
+    free(malloc(BLOCK_SIZE));
+}
+
+static const bench_mode *find_mode(const char *name)
+{
+    for (size_t i = 0; i < MODE_COUNT; i++) {
+        if (strcmp(modes[i].name, name) == 0) {
+            return &modes[i];
+        }
+    }
+    return NULL;
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static long parse_positive(const char *text, const char *what)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (*text == '\0' || *end != '\0' || v <= 0) {
+        fprintf(stderr, "bench_pool: %s must be a positive integer, not '%s'\n", what, text);
+        exit(2);
+    }
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3) {
+        const bench_mode *m = find_mode(argv[1]);
+        if (m == NULL) {
+            fprintf(stderr, "bench_pool: unknown mode '%s' (empty, pk_pool, freelist, malloc)\n", argv[1]);
+            return 2;
+        }
+        setup();
+        m->run(parse_positive(argv[2], "PAIRS"));
+        return 0;
+    }
+    if (argc == 4 && strcmp(argv[1], "--time") == 0) {
+        long pairs = parse_positive(argv[2], "PAIRS");
+        long runs = parse_positive(argv[3], "RUNS");
+        setup();
+        double *samples = calloc((size_t)runs * MODE_COUNT, sizeof *samples);
+        if (samples == NULL) {
+            return 1;
+        }
+        /* Interleave the modes run by run so that machine noise hits all alike. */
+        for (long r = 0; r < runs; r++) {
+            for (size_t m = 0; m < MODE_COUNT; m++) {
+                double t0 = now_ns();
+                modes[m].run(pairs);
+                samples[m * (size_t)runs + (size_t)r] = (now_ns() - t0) / (double)pairs;
+            }
+        }
+        for (size_t m = 0; m < MODE_COUNT; m++) {
+            qsort(&samples[m * (size_t)runs], (size_t)runs, sizeof *samples, compare_double);
+        }
+        double empty_median = samples[(size_t)runs / 2];
+        printf("%-10s %12s %10s %10s\n", "mode", "median ns", "min", "max");
+        for (size_t m = 1; m < MODE_COUNT; m++) {
+            const double *s = &samples[m * (size_t)runs];
+            printf("%-10s %12.2f %10.2f %10.2f\n", modes[m].name, s[(size_t)runs / 2] - empty_median,
+                   s[0] - empty_median, s[(size_t)runs - 1] - empty_median);
+        }
+        free(samples);
+        return 0;
+    }
+    fprintf(stderr, "usage: bench_pool MODE PAIRS | bench_pool --time PAIRS RUNS\n");
+    return 2;
+}

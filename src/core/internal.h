@@ -1,0 +1,147 @@
+/*
+ * Shared internals of the allocators: fault dispatch, lock calls, checked size
+ * arithmetic and bit tricks. Freestanding: no libc call beyond what a
+ * freestanding compiler may emit (memcpy, memset).
+ */
+#ifndef POOLKIT_CORE_INTERNAL_H
+#define POOLKIT_CORE_INTERNAL_H
+
+#include <limits.h>
+
+#include "poolkit/common.h"
+
+/* Reports a fault through the handler (unless one is already running on this
+ * thread) and returns kind, so that callers can `return pk__fault(...)`.
+ * Must be called with no poolkit lock held. */
+pk_status pk__fault(pk_status kind, const char *allocator, const void *ptr);
+
+/* The default handler: prints one line on hosted builds (src/hosted/). */
+#if PK_HOSTED
+void pk__fault_print(const pk_fault *f, void *ctx);
+#endif
+
+/* Keeps a slow path out of line, so the fast path it leaves needs no stack
+ * frame. */
+#if defined(__GNUC__) || defined(__clang__)
+#define PK__SLOW_PATH __attribute__((noinline, cold))
+#else
+#define PK__SLOW_PATH
+#endif
+
+static inline void pk__lock(const pk_lock *l)
+{
+    if (l->lock != NULL) {
+        l->lock(l->ctx);
+    }
+}
+
+static inline void pk__unlock(const pk_lock *l)
+{
+    if (l->unlock != NULL) {
+        l->unlock(l->ctx);
+    }
+}
+
+static inline bool pk__is_pow2(size_t x)
+{
+    return x != 0 && (x & (x - 1)) == 0;
+}
+
+/* *out = a + b; false (and *out untouched) on overflow. */
+static inline bool pk__add_overflows(size_t a, size_t b, size_t *out)
+{
+    if (a > SIZE_MAX - b) {
+        return true;
+    }
+    *out = a + b;
+    return false;
+}
+
+static inline bool pk__mul_overflows(size_t a, size_t b, size_t *out)
+{
+    if (b != 0 && a > SIZE_MAX / b) {
+        return true;
+    }
+    *out = a * b;
+    return false;
+}
+
+/* x rounded up to a multiple of align (a power of two); false on overflow. */
+static inline bool pk__round_up_overflows(size_t x, size_t align, size_t *out)
+{
+    size_t sum;
+    if (pk__add_overflows(x, align - 1, &sum)) {
+        return true;
+    }
+    *out = sum & ~(align - 1);
+    return false;
+}
+
+/* Bit tricks with compiler builtins where available and portable fallbacks
+ * (override PK_CTZ/PK_CLZ/PK_POPCOUNT for other toolchains). x must not be 0
+ * for ctz and clz. */
+#define PK__WORD_BITS (sizeof(size_t) * CHAR_BIT)
+
+#if !defined(PK_CTZ) && (defined(__GNUC__) || defined(__clang__))
+#if SIZE_MAX == ULONG_MAX
+#define PK_CTZ(x) ((unsigned)__builtin_ctzl(x))
+#define PK_CLZ(x) ((unsigned)__builtin_clzl(x))
+#define PK_POPCOUNT(x) ((unsigned)__builtin_popcountl(x))
+#else
+#define PK_CTZ(x) ((unsigned)__builtin_ctzll(x))
+#define PK_CLZ(x) ((unsigned)__builtin_clzll(x))
+#define PK_POPCOUNT(x) ((unsigned)__builtin_popcountll(x))
+#endif
+#endif
+
+static inline unsigned pk__ctz_portable(size_t x)
+{
+    unsigned n = 0;
+    while ((x & 1u) == 0) {
+        x >>= 1;
+        n++;
+    }
+    return n;
+}
+
+static inline unsigned pk__clz_portable(size_t x)
+{
+    unsigned n = 0;
+    size_t top = (size_t)1 << (PK__WORD_BITS - 1);
+    while ((x & top) == 0) {
+        x <<= 1;
+        n++;
+    }
+    return n;
+}
+
+static inline unsigned pk__popcount_portable(size_t x)
+{
+    unsigned n = 0;
+    while (x != 0) {
+        x &= x - 1;
+        n++;
+    }
+    return n;
+}
+
+#ifndef PK_CTZ
+#define PK_CTZ(x) pk__ctz_portable(x)
+#define PK_CLZ(x) pk__clz_portable(x)
+#define PK_POPCOUNT(x) pk__popcount_portable(x)
+#endif
+
+static inline unsigned pk__ctz(size_t x) { return PK_CTZ(x); }
+static inline unsigned pk__clz(size_t x) { return PK_CLZ(x); }
+static inline unsigned pk__popcount(size_t x) { return PK_POPCOUNT(x); }
+
+/* Index of the highest set bit (floor(log2(x))); x must not be 0. */
+static inline unsigned pk__log2_floor(size_t x) { return (unsigned)PK__WORD_BITS - 1u - pk__clz(x); }
+
+/* x rotated right by n bits, 0 <= n < word bits. */
+static inline size_t pk__rotr(size_t x, unsigned n)
+{
+    return (x >> n) | (x << ((PK__WORD_BITS - n) & (PK__WORD_BITS - 1)));
+}
+
+#endif

@@ -1,0 +1,508 @@
+/*
+ * Fixed-size block pool. See include/poolkit/pool.h for the contract.
+ *
+ * The fast paths (no lock set, a free block on the list) cost one multiply,
+ * one bitmap word update and two counters:
+ * - a free block's first bytes hold the index of the next free block (read
+ *   and written with memcpy: blocks need not be aligned for size_t);
+ * - a block's index is recovered from its address without a division: with
+ *   stride = odd * 2^shift and inverse = odd^-1 mod 2^n,
+ *   rotr((ptr - base) * inverse, shift) equals (ptr - base) / stride when the
+ *   offset is a multiple of stride, and is larger than any block index
+ *   otherwise (Granlund and Montgomery's exact-division test), so one
+ *   comparison rejects foreign pointers, interior pointers and blocks never
+ *   handed out;
+ * - the peak needs no counter: a block is carved or drawn from the reserve
+ *   only when every block in circulation is live, so the peak is peak_base +
+ *   draws (see pk_pool_reset_peaks).
+ * While a lock is set, fast_limit is 0 and free_head stays PK_POOL_NONE (the
+ * list lives in locked_head), so the single comparison of each fast path sends
+ * every call to the locked slow path, and the fast path reads nothing that
+ * another thread writes.
+ */
+#include <string.h>
+
+#include "core/internal.h"
+#include "poolkit/pool.h"
+
+#define POOL_DEFAULT_NAME "pool"
+
+static inline size_t load_link(const unsigned char *block)
+{
+    size_t next;
+    memcpy(&next, block, sizeof next);
+    return next;
+}
+
+static inline void store_link(unsigned char *block, size_t next)
+{
+    memcpy(block, &next, sizeof next);
+}
+
+static inline unsigned char *block_at(const pk_pool *p, size_t index)
+{
+    return p->base + index * p->stride;
+}
+
+/* The block index of ptr, or a value >= count when ptr is not a block start. */
+static inline size_t index_of(const pk_pool *p, const void *ptr)
+{
+    size_t offset = (size_t)((uintptr_t)ptr - (uintptr_t)p->base);
+    return pk__rotr(offset * p->inverse, p->shift);
+}
+
+static inline size_t *bitmap_word(const pk_pool *p, size_t index)
+{
+    return &p->bitmap[index / PK__WORD_BITS];
+}
+
+static inline size_t bitmap_mask(size_t index)
+{
+    return (size_t)1 << (index % PK__WORD_BITS);
+}
+
+static inline bool is_allocated(const pk_pool *p, size_t index)
+{
+    return (*bitmap_word(p, index) & bitmap_mask(index)) != 0;
+}
+
+static inline size_t live_blocks(const pk_pool *p)
+{
+    return (size_t)(p->allocs - p->frees);
+}
+
+static inline size_t peak_blocks(const pk_pool *p)
+{
+    size_t since_reset = p->peak_base + p->draws;
+    return since_reset > p->peak_floor ? since_reset : p->peak_floor;
+}
+
+/* The free list the slow paths use: free_head, or locked_head while a lock is
+ * set. */
+static inline size_t *active_head(pk_pool *p)
+{
+    return p->lock.lock != NULL ? &p->locked_head : &p->free_head;
+}
+
+static const char *pool_name(const pk_pool *p)
+{
+    return p->name != NULL ? p->name : POOL_DEFAULT_NAME;
+}
+
+pk_status pk_pool_init(pk_pool *p, void *buf, size_t buf_size, size_t block_size, size_t align)
+{
+    if (p == NULL || buf == NULL || block_size == 0) {
+        return PK_ERR_INVALID_ARG;
+    }
+    if (align == 0) {
+        align = PK_MAX_ALIGN;
+    }
+    if (!pk__is_pow2(align)) {
+        return PK_ERR_INVALID_ARG;
+    }
+    size_t stride;
+    if (pk__round_up_overflows(block_size < sizeof(size_t) ? sizeof(size_t) : block_size, align,
+                               &stride) ||
+        stride > SIZE_MAX / 2) {
+        return PK_ERR_INVALID_ARG;
+    }
+
+    /* The largest count with PK_POOL_BUFFER_SIZE(block_size, count, align) <=
+     * buf_size: worst-case padding first, then whole groups of one bitmap
+     * word and its blocks, then the blocks a last word can describe. */
+    size_t padding = (align - 1) + (sizeof(size_t) - 1);
+    if (buf_size <= padding) {
+        return PK_ERR_INVALID_ARG;
+    }
+    size_t room = buf_size - padding;
+    size_t group_blocks;
+    size_t group_bytes;
+    size_t count;
+    if (pk__mul_overflows(stride, PK__WORD_BITS, &group_blocks) ||
+        pk__add_overflows(group_blocks, sizeof(size_t), &group_bytes)) {
+        count = 0;
+    } else {
+        count = room / group_bytes * PK__WORD_BITS;
+        room %= group_bytes;
+    }
+    if (room > sizeof(size_t)) {
+        count += (room - sizeof(size_t)) / stride;
+    }
+    if (count == 0) {
+        return PK_ERR_INVALID_ARG;
+    }
+
+    uintptr_t start = (uintptr_t)buf;
+    unsigned char *base = (unsigned char *)buf + ((align - (start & (align - 1))) & (align - 1));
+    uintptr_t blocks_end = (uintptr_t)(base + count * stride);
+    size_t bitmap_pad = (sizeof(size_t) - (blocks_end & (sizeof(size_t) - 1))) & (sizeof(size_t) - 1);
+
+    pk_pool fresh = {
+        .free_head = PK_POOL_NONE,
+        .fast_limit = 0,
+        .base = base,
+        .bitmap = (size_t *)(void *)(base + count * stride + bitmap_pad),
+        .stride = stride,
+        .inverse = PK_POOL_INV_ODD_(PK_POOL_ODD_(stride)),
+        .shift = pk__ctz(stride),
+        .count = count,
+        .locked_head = PK_POOL_NONE,
+        .reserve_head = PK_POOL_NONE,
+        .block_size = block_size,
+        .align = align,
+        .name = POOL_DEFAULT_NAME,
+    };
+    fresh.view.ops = &pk_pool_allocator_ops;
+    fresh.view.self = p;
+    *p = fresh;
+    return PK_OK;
+}
+
+/* Rebuilds the free lists from the bitmap after a damaged link was found:
+ * every carved block whose bit is clear is free. They all go to the reserve,
+ * so that the peak stays exact: the old peak is kept as a floor, and from now
+ * on the blocks in circulation are exactly the live ones. O(n). Called with
+ * the lock. */
+static void rebuild_free_lists(pk_pool *p)
+{
+    size_t head = PK_POOL_NONE;
+    for (size_t i = p->carved; i-- > 0;) {
+        if (!is_allocated(p, i)) {
+            store_link(block_at(p, i), head);
+            head = i;
+        }
+    }
+    p->peak_floor = peak_blocks(p);
+    *active_head(p) = PK_POOL_NONE;
+    p->reserve_head = head;
+    p->peak_base = live_blocks(p);
+    p->draws = 0;
+}
+
+/* Takes the first block of the list at *head, or returns PK_POOL_NONE when the
+ * list is empty; sets *corrupt when the head is not a free carved block. */
+static size_t pop_checked(pk_pool *p, size_t *head, bool *corrupt)
+{
+    size_t index = *head;
+    if (index == PK_POOL_NONE) {
+        return PK_POOL_NONE;
+    }
+    if (index >= p->carved || is_allocated(p, index)) {
+        *corrupt = true;
+        return PK_POOL_NONE;
+    }
+    *head = load_link(block_at(p, index));
+    return index;
+}
+
+PK__SLOW_PATH static void *alloc_slow(pk_pool *p)
+{
+    bool locked = p->lock.lock != NULL;
+    bool corrupt = false;
+    pk__lock(&p->lock);
+    size_t index = pop_checked(p, active_head(p), &corrupt);
+    if (index == PK_POOL_NONE && !corrupt) {
+        index = pop_checked(p, &p->reserve_head, &corrupt);
+        if (index == PK_POOL_NONE && !corrupt && p->carved < p->count) {
+            index = p->carved++;
+            if (index % PK__WORD_BITS == 0) {
+                *bitmap_word(p, index) = 0;
+            }
+            p->fast_limit = locked ? 0 : p->carved;
+        }
+        if (index != PK_POOL_NONE) {
+            p->draws++;
+        }
+    }
+    void *block = NULL;
+    if (corrupt) {
+        rebuild_free_lists(p);
+        p->rejected++;
+    } else if (index == PK_POOL_NONE) {
+        p->failures++;
+    } else {
+        *bitmap_word(p, index) |= bitmap_mask(index);
+        p->allocs++;
+        block = block_at(p, index);
+    }
+    const char *name = pool_name(p);
+    pk__unlock(&p->lock);
+    if (corrupt) {
+        (void)pk__fault(PK_ERR_CORRUPT, name, NULL);
+    }
+    return block;
+}
+
+void *pk_pool_alloc(pk_pool *p)
+{
+    size_t index = p->free_head;
+    if (index < p->fast_limit) {
+        unsigned char *block = block_at(p, index);
+        p->free_head = load_link(block);
+        *bitmap_word(p, index) |= bitmap_mask(index);
+        p->allocs++;
+        return block;
+    }
+    return alloc_slow(p);
+}
+
+/* Why ptr, which index_of rejected, is not a block start of the pool. */
+static pk_status classify_bad_pointer(const pk_pool *p, const void *ptr)
+{
+    size_t offset = (size_t)((uintptr_t)ptr - (uintptr_t)p->base);
+    if (offset >= p->count * p->stride) {
+        return PK_ERR_FOREIGN_PTR;
+    }
+    if (offset % p->stride != 0) {
+        return PK_ERR_MISALIGNED_PTR;
+    }
+    return PK_ERR_DOUBLE_FREE; /* a block start never handed out */
+}
+
+PK__SLOW_PATH static pk_status free_slow(pk_pool *p, void *block)
+{
+    if (block == NULL) {
+        return PK_OK;
+    }
+    pk__lock(&p->lock);
+    size_t index = index_of(p, block);
+    pk_status status = PK_OK;
+    if (index >= p->carved) {
+        status = classify_bad_pointer(p, block);
+    } else if (!is_allocated(p, index)) {
+        status = PK_ERR_DOUBLE_FREE;
+    } else {
+        *bitmap_word(p, index) ^= bitmap_mask(index);
+        size_t *head = active_head(p);
+        store_link(block, *head);
+        *head = index;
+        p->frees++;
+    }
+    if (status != PK_OK) {
+        p->rejected++;
+    }
+    const char *name = pool_name(p);
+    pk__unlock(&p->lock);
+    if (status != PK_OK) {
+        return pk__fault(status, name, block);
+    }
+    return PK_OK;
+}
+
+pk_status pk_pool_free(pk_pool *p, void *block)
+{
+    size_t index = index_of(p, block);
+    if (index < p->fast_limit) {
+        size_t *word = bitmap_word(p, index);
+        size_t bits = *word;
+        if (((bits >> (index % PK__WORD_BITS)) & 1u) != 0) {
+            *word = bits ^ bitmap_mask(index);
+            store_link(block, p->free_head);
+            p->free_head = index;
+            p->frees++;
+            return PK_OK;
+        }
+    }
+    return free_slow(p, block);
+}
+
+size_t pk_pool_capacity(const pk_pool *p)
+{
+    return p->count;
+}
+
+size_t pk_pool_available(const pk_pool *p)
+{
+    pk__lock(&p->lock);
+    size_t available = p->count - live_blocks(p);
+    pk__unlock(&p->lock);
+    return available;
+}
+
+bool pk_pool_owns(const pk_pool *p, const void *ptr)
+{
+    size_t offset = (size_t)((uintptr_t)ptr - (uintptr_t)p->base);
+    return offset < p->count * p->stride;
+}
+
+size_t pk_pool_usable_size(const pk_pool *p, const void *block)
+{
+    pk__lock(&p->lock);
+    size_t index = index_of(p, block);
+    bool live = index < p->carved && is_allocated(p, index);
+    pk__unlock(&p->lock);
+    return live ? p->block_size : 0;
+}
+
+void pk_pool_stats(const pk_pool *p, pk_stats *out)
+{
+    pk__lock(&p->lock);
+    size_t live = live_blocks(p);
+    size_t peak = peak_blocks(p);
+    pk_stats s = {
+        .capacity = p->count * p->block_size,
+        .in_use = live * p->block_size,
+        .requested = live * p->block_size,
+        .peak_in_use = peak * p->block_size,
+        .free_bytes = (p->count - live) * p->block_size,
+        .largest_free = live < p->count ? p->block_size : 0,
+        .block_size = p->block_size,
+        .live = live,
+        .peak_live = peak,
+        .allocs = p->allocs,
+        .frees = p->frees,
+        .failures = p->failures,
+        .rejected = p->rejected,
+    };
+    pk__unlock(&p->lock);
+    *out = s;
+}
+
+void pk_pool_reset_peaks(pk_pool *p)
+{
+    pk__lock(&p->lock);
+    /* Move the free list onto the reserve: blocks freed from now on go to the
+     * (empty) free list, so a draw from the reserve again means that every
+     * block in circulation is live. */
+    size_t *head = active_head(p);
+    if (*head != PK_POOL_NONE) {
+        size_t tail = *head;
+        size_t steps = 0;
+        for (size_t next = load_link(block_at(p, tail)); next < p->carved && steps < p->carved;
+             next = load_link(block_at(p, tail)), steps++) {
+            tail = next;
+        }
+        store_link(block_at(p, tail), p->reserve_head);
+        p->reserve_head = *head;
+        *head = PK_POOL_NONE;
+    }
+    p->peak_base = live_blocks(p);
+    p->draws = 0;
+    p->peak_floor = 0;
+    pk__unlock(&p->lock);
+}
+
+/* Walks one free list: every link inside the carved blocks, every block free,
+ * at most `limit` blocks (more means a cycle). Adds its length to *length. */
+static bool walk_free_list(const pk_pool *p, size_t head, size_t limit, size_t *length)
+{
+    for (size_t index = head; index != PK_POOL_NONE; index = load_link(block_at(p, index))) {
+        if (index >= p->carved || is_allocated(p, index) || *length >= limit) {
+            return false;
+        }
+        (*length)++;
+    }
+    return true;
+}
+
+static bool pool_consistent(const pk_pool *p)
+{
+    bool locked = p->lock.lock != NULL;
+    if (p->carved > p->count || p->fast_limit != (locked ? 0 : p->carved) ||
+        p->frees > p->allocs || live_blocks(p) > p->carved ||
+        p->peak_base + p->draws > p->count || p->peak_base + p->draws < live_blocks(p) ||
+        p->peak_floor > p->count) {
+        return false;
+    }
+    size_t marked = 0;
+    size_t words = (p->carved + PK__WORD_BITS - 1) / PK__WORD_BITS;
+    for (size_t w = 0; w < words; w++) {
+        size_t bits = p->bitmap[w];
+        size_t carved_in_word = p->carved - w * PK__WORD_BITS;
+        if (carved_in_word < PK__WORD_BITS && (bits >> carved_in_word) != 0) {
+            return false; /* a bit set beyond the carved blocks */
+        }
+        marked += pk__popcount(bits);
+    }
+    if (marked != live_blocks(p)) {
+        return false;
+    }
+    size_t free_blocks = p->carved - marked;
+    size_t listed = 0;
+    return (locked ? p->free_head : p->locked_head) == PK_POOL_NONE &&
+           walk_free_list(p, locked ? p->locked_head : p->free_head, free_blocks, &listed) &&
+           walk_free_list(p, p->reserve_head, free_blocks, &listed) && listed == free_blocks;
+}
+
+pk_status pk_pool_check(const pk_pool *p)
+{
+    pk__lock(&p->lock);
+    bool ok = pool_consistent(p);
+    const char *name = pool_name(p);
+    pk__unlock(&p->lock);
+    return ok ? PK_OK : pk__fault(PK_ERR_CORRUPT, name, NULL);
+}
+
+void pk_pool_set_name(pk_pool *p, const char *name)
+{
+    p->name = name != NULL ? name : POOL_DEFAULT_NAME;
+}
+
+pk_status pk_pool_set_lock(pk_pool *p, const pk_lock *lock)
+{
+    if (lock != NULL && (lock->lock == NULL) != (lock->unlock == NULL)) {
+        return PK_ERR_INVALID_ARG;
+    }
+    static const pk_lock no_lock = {NULL, NULL, NULL};
+    size_t list = *active_head(p);
+    *active_head(p) = PK_POOL_NONE;
+    p->lock = lock != NULL && lock->lock != NULL ? *lock : no_lock;
+    *active_head(p) = list;
+    p->fast_limit = p->lock.lock != NULL ? 0 : p->carved;
+    return PK_OK;
+}
+
+pk_allocator *pk_pool_allocator(pk_pool *p)
+{
+    return &p->view;
+}
+
+/* Generic view. */
+
+static void *view_alloc_aligned(void *self, size_t size, size_t align)
+{
+    pk_pool *p = self;
+    if (align != 0 && !pk__is_pow2(align)) {
+        pk__lock(&p->lock);
+        p->rejected++;
+        pk__unlock(&p->lock);
+        (void)pk__fault(PK_ERR_INVALID_ARG, pool_name(p), NULL);
+        return NULL;
+    }
+    if (size > p->block_size || align > p->align) {
+        pk__lock(&p->lock);
+        p->failures++;
+        pk__unlock(&p->lock);
+        return NULL;
+    }
+    return pk_pool_alloc(p);
+}
+
+static pk_status view_free(void *self, void *ptr)
+{
+    return pk_pool_free(self, ptr);
+}
+
+static void view_stats(const void *self, pk_stats *out)
+{
+    pk_pool_stats(self, out);
+}
+
+static pk_status view_check(const void *self)
+{
+    return pk_pool_check(self);
+}
+
+static const char *view_name(const void *self)
+{
+    return pool_name(self);
+}
+
+static size_t view_usable_size(const void *self, const void *ptr)
+{
+    return pk_pool_usable_size(self, ptr);
+}
+
+const pk_allocator_ops pk_pool_allocator_ops = {
+    view_alloc_aligned, view_free, NULL, view_stats, view_check, view_name, view_usable_size,
+};
