@@ -2,7 +2,7 @@
  * Fixed-size block pool. See include/poolkit/pool.h for the contract.
  *
  * The fast paths (no lock set, a free block on the list) cost one multiply,
- * one bitmap word update and two counters:
+ * two usage-map byte accesses and one counter:
  * - a free block's first bytes hold the index of the next free block (read
  *   and written with memcpy: blocks need not be aligned for size_t);
  * - a block's index is recovered from its address without a division: with
@@ -51,19 +51,9 @@ static inline size_t index_of(const pk_pool *p, const void *ptr)
     return pk__rotr(offset * p->inverse, p->shift);
 }
 
-static inline size_t *bitmap_word(const pk_pool *p, size_t index)
+static inline bool is_live(const pk_pool *p, size_t index)
 {
-    return &p->bitmap[index / PK__WORD_BITS];
-}
-
-static inline size_t bitmap_mask(size_t index)
-{
-    return (size_t)1 << (index % PK__WORD_BITS);
-}
-
-static inline bool is_allocated(const pk_pool *p, size_t index)
-{
-    return (*bitmap_word(p, index) & bitmap_mask(index)) != 0;
+    return p->usage[index] == PK_POOL_LIVE;
 }
 
 static inline size_t live_blocks(const pk_pool *p)
@@ -108,40 +98,20 @@ pk_status pk_pool_init(pk_pool *p, void *buf, size_t buf_size, size_t block_size
     }
 
     /* The largest count with PK_POOL_BUFFER_SIZE(block_size, count, align) <=
-     * buf_size: worst-case padding first, then whole groups of one bitmap
-     * word and its blocks, then the blocks a last word can describe. */
-    size_t padding = (align - 1) + (sizeof(size_t) - 1);
-    if (buf_size <= padding) {
-        return PK_ERR_INVALID_ARG;
-    }
-    size_t room = buf_size - padding;
-    size_t group_blocks;
-    size_t group_bytes;
-    size_t count;
-    if (pk__mul_overflows(stride, PK__WORD_BITS, &group_blocks) ||
-        pk__add_overflows(group_blocks, sizeof(size_t), &group_bytes)) {
-        count = 0;
-    } else {
-        count = room / group_bytes * PK__WORD_BITS;
-        room %= group_bytes;
-    }
-    if (room > sizeof(size_t)) {
-        count += (room - sizeof(size_t)) / stride;
-    }
+     * buf_size: worst-case padding, then a block and its usage byte each. */
+    size_t padding = align - 1;
+    size_t count = buf_size > padding ? (buf_size - padding) / (stride + 1) : 0;
     if (count == 0) {
         return PK_ERR_INVALID_ARG;
     }
-
     uintptr_t start = (uintptr_t)buf;
     unsigned char *base = (unsigned char *)buf + ((align - (start & (align - 1))) & (align - 1));
-    uintptr_t blocks_end = (uintptr_t)(base + count * stride);
-    size_t bitmap_pad = (sizeof(size_t) - (blocks_end & (sizeof(size_t) - 1))) & (sizeof(size_t) - 1);
 
     pk_pool fresh = {
         .free_head = PK_POOL_NONE,
         .fast_limit = 0,
         .base = base,
-        .bitmap = (size_t *)(void *)(base + count * stride + bitmap_pad),
+        .usage = base + count * stride,
         .stride = stride,
         .inverse = PK_POOL_INV_ODD_(PK_POOL_ODD_(stride)),
         .shift = pk__ctz(stride),
@@ -158,16 +128,17 @@ pk_status pk_pool_init(pk_pool *p, void *buf, size_t buf_size, size_t block_size
     return PK_OK;
 }
 
-/* Rebuilds the free lists from the bitmap after a damaged link was found:
- * every carved block whose bit is clear is free. They all go to the reserve,
- * so that the peak stays exact: the old peak is kept as a floor, and from now
- * on the blocks in circulation are exactly the live ones. O(n). Called with
- * the lock. */
+/* Rebuilds the free lists from the usage map after a damaged link was found:
+ * every carved block not marked live is free (and is marked free again). They
+ * all go to the reserve, so that the peak stays exact: the old peak is kept as
+ * a floor, and from now on the blocks in circulation are exactly the live
+ * ones. O(n). Called with the lock. */
 static void rebuild_free_lists(pk_pool *p)
 {
     size_t head = PK_POOL_NONE;
     for (size_t i = p->carved; i-- > 0;) {
-        if (!is_allocated(p, i)) {
+        if (!is_live(p, i)) {
+            p->usage[i] = PK_POOL_FREE;
             store_link(block_at(p, i), head);
             head = i;
         }
@@ -187,7 +158,7 @@ static size_t pop_checked(pk_pool *p, size_t *head, bool *corrupt)
     if (index == PK_POOL_NONE) {
         return PK_POOL_NONE;
     }
-    if (index >= p->carved || is_allocated(p, index)) {
+    if (index >= p->carved || p->usage[index] != PK_POOL_FREE) {
         *corrupt = true;
         return PK_POOL_NONE;
     }
@@ -205,9 +176,6 @@ PK__SLOW_PATH static void *alloc_slow(pk_pool *p)
         index = pop_checked(p, &p->reserve_head, &corrupt);
         if (index == PK_POOL_NONE && !corrupt && p->carved < p->count) {
             index = p->carved++;
-            if (index % PK__WORD_BITS == 0) {
-                *bitmap_word(p, index) = 0;
-            }
             p->fast_limit = locked ? 0 : p->carved;
         }
         if (index != PK_POOL_NONE) {
@@ -221,7 +189,7 @@ PK__SLOW_PATH static void *alloc_slow(pk_pool *p)
     } else if (index == PK_POOL_NONE) {
         p->failures++;
     } else {
-        *bitmap_word(p, index) |= bitmap_mask(index);
+        p->usage[index] = PK_POOL_LIVE;
         p->allocs++;
         block = block_at(p, index);
     }
@@ -236,10 +204,13 @@ PK__SLOW_PATH static void *alloc_slow(pk_pool *p)
 void *pk_pool_alloc(pk_pool *p)
 {
     size_t index = p->free_head;
-    if (index < p->fast_limit) {
+    /* A block on the free list that is not marked free means a freed block's
+     * link was overwritten: the slow path reports it rather than hand a block
+     * out twice. */
+    if (index < p->fast_limit && p->usage[index] == PK_POOL_FREE) {
         unsigned char *block = block_at(p, index);
         p->free_head = load_link(block);
-        *bitmap_word(p, index) |= bitmap_mask(index);
+        p->usage[index] = PK_POOL_LIVE;
         p->allocs++;
         return block;
     }
@@ -269,10 +240,10 @@ PK__SLOW_PATH static pk_status free_slow(pk_pool *p, void *block)
     pk_status status = PK_OK;
     if (index >= p->carved) {
         status = classify_bad_pointer(p, block);
-    } else if (!is_allocated(p, index)) {
+    } else if (!is_live(p, index)) {
         status = PK_ERR_DOUBLE_FREE;
     } else {
-        *bitmap_word(p, index) ^= bitmap_mask(index);
+        p->usage[index] = PK_POOL_FREE;
         size_t *head = active_head(p);
         store_link(block, *head);
         *head = index;
@@ -292,16 +263,12 @@ PK__SLOW_PATH static pk_status free_slow(pk_pool *p, void *block)
 pk_status pk_pool_free(pk_pool *p, void *block)
 {
     size_t index = index_of(p, block);
-    if (index < p->fast_limit) {
-        size_t *word = bitmap_word(p, index);
-        size_t bits = *word;
-        if (((bits >> (index % PK__WORD_BITS)) & 1u) != 0) {
-            *word = bits ^ bitmap_mask(index);
-            store_link(block, p->free_head);
-            p->free_head = index;
-            p->frees++;
-            return PK_OK;
-        }
+    if (index < p->fast_limit && p->usage[index] == PK_POOL_LIVE) {
+        p->usage[index] = PK_POOL_FREE;
+        store_link(block, p->free_head);
+        p->free_head = index;
+        p->frees++;
+        return PK_OK;
     }
     return free_slow(p, block);
 }
@@ -329,7 +296,7 @@ size_t pk_pool_usable_size(const pk_pool *p, const void *block)
 {
     pk__lock(&p->lock);
     size_t index = index_of(p, block);
-    bool live = index < p->carved && is_allocated(p, index);
+    bool live = index < p->carved && is_live(p, index);
     pk__unlock(&p->lock);
     return live ? p->block_size : 0;
 }
@@ -367,9 +334,11 @@ void pk_pool_reset_peaks(pk_pool *p)
     size_t *head = active_head(p);
     if (*head != PK_POOL_NONE) {
         size_t tail = *head;
-        size_t steps = 0;
-        for (size_t next = load_link(block_at(p, tail)); next < p->carved && steps < p->carved;
-             next = load_link(block_at(p, tail)), steps++) {
+        for (size_t steps = 0; steps < p->carved; steps++) {
+            size_t next = load_link(block_at(p, tail));
+            if (next >= p->carved) {
+                break;
+            }
             tail = next;
         }
         store_link(block_at(p, tail), p->reserve_head);
@@ -382,12 +351,13 @@ void pk_pool_reset_peaks(pk_pool *p)
     pk__unlock(&p->lock);
 }
 
-/* Walks one free list: every link inside the carved blocks, every block free,
- * at most `limit` blocks (more means a cycle). Adds its length to *length. */
+/* Walks one free list: every link inside the carved blocks, every block
+ * marked free, at most `limit` blocks (more means a cycle). Adds its length
+ * to *length. */
 static bool walk_free_list(const pk_pool *p, size_t head, size_t limit, size_t *length)
 {
     for (size_t index = head; index != PK_POOL_NONE; index = load_link(block_at(p, index))) {
-        if (index >= p->carved || is_allocated(p, index) || *length >= limit) {
+        if (index >= p->carved || p->usage[index] != PK_POOL_FREE || *length >= limit) {
             return false;
         }
         (*length)++;
@@ -398,30 +368,30 @@ static bool walk_free_list(const pk_pool *p, size_t head, size_t limit, size_t *
 static bool pool_consistent(const pk_pool *p)
 {
     bool locked = p->lock.lock != NULL;
+    size_t live = live_blocks(p);
     if (p->carved > p->count || p->fast_limit != (locked ? 0 : p->carved) ||
-        p->frees > p->allocs || live_blocks(p) > p->carved ||
-        p->peak_base + p->draws > p->count || p->peak_base + p->draws < live_blocks(p) ||
-        p->peak_floor > p->count) {
+        p->frees > p->allocs || live > p->carved || p->peak_floor > p->count ||
+        (locked ? p->free_head : p->locked_head) != PK_POOL_NONE) {
         return false;
     }
     size_t marked = 0;
-    size_t words = (p->carved + PK__WORD_BITS - 1) / PK__WORD_BITS;
-    for (size_t w = 0; w < words; w++) {
-        size_t bits = p->bitmap[w];
-        size_t carved_in_word = p->carved - w * PK__WORD_BITS;
-        if (carved_in_word < PK__WORD_BITS && (bits >> carved_in_word) != 0) {
-            return false; /* a bit set beyond the carved blocks */
+    for (size_t i = 0; i < p->carved; i++) {
+        if (p->usage[i] > PK_POOL_LIVE) {
+            return false;
         }
-        marked += pk__popcount(bits);
+        marked += p->usage[i];
     }
-    if (marked != live_blocks(p)) {
+    if (marked != live) {
         return false;
     }
-    size_t free_blocks = p->carved - marked;
-    size_t listed = 0;
-    return (locked ? p->free_head : p->locked_head) == PK_POOL_NONE &&
-           walk_free_list(p, locked ? p->locked_head : p->free_head, free_blocks, &listed) &&
-           walk_free_list(p, p->reserve_head, free_blocks, &listed) && listed == free_blocks;
+    /* Every free block is on exactly one list, and the blocks in circulation
+     * since the peaks were reset are the live ones and the active list. */
+    size_t free_blocks = p->carved - live;
+    size_t active = 0;
+    size_t reserve = 0;
+    return walk_free_list(p, locked ? p->locked_head : p->free_head, free_blocks, &active) &&
+           walk_free_list(p, p->reserve_head, free_blocks, &reserve) &&
+           active + reserve == free_blocks && p->peak_base + p->draws == live + active;
 }
 
 pk_status pk_pool_check(const pk_pool *p)

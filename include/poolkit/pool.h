@@ -3,10 +3,12 @@
  * caller owns.
  *
  * Layout of the buffer: the blocks (each `stride` bytes: the block size rounded
- * up to the alignment, at least sizeof(size_t)), then a usage bitmap of one bit
- * per block. The bitmap lives outside the blocks, so a double free is caught in
+ * up to the alignment, at least sizeof(size_t)), then a usage map of one byte
+ * per block. The map lives outside the blocks, so a double free is caught in
  * O(1) and a live block's bytes are entirely the client's. A free block holds
- * the index of the next free block in its first bytes.
+ * the index of the next free block in its first bytes. (A byte rather than a
+ * bit per block: it keeps alloc+free near 29 instructions instead of 41, see
+ * the README, for 1/stride of the memory: 1.6% with 64-byte blocks.)
  *
  * Blocks are carved lazily: init and PK_POOL_DEFINE touch no block, and a block
  * is first used when the free list is empty. The capacity depends only on the
@@ -16,7 +18,7 @@
  * Checks that stay on in release builds: foreign pointers, pointers inside a
  * block or its padding, double frees (and frees of blocks never handed out),
  * free-list links that leave the pool (found at alloc, reported as
- * PK_ERR_CORRUPT, the free list is then rebuilt from the bitmap).
+ * PK_ERR_CORRUPT, the free list is then rebuilt from the usage map).
  *
  * Thread and ISR safety: a pool is safe to share once a lock is set with
  * pk_pool_set_lock (before sharing it); alloc and free are ISR-safe when the
@@ -25,8 +27,6 @@
  */
 #ifndef POOLKIT_POOL_H
 #define POOLKIT_POOL_H
-
-#include <limits.h>
 
 #include "poolkit/allocator.h"
 #include "poolkit/common.h"
@@ -42,7 +42,7 @@ typedef struct pk_pool {
     size_t free_head;       /* first free block's index, or PK_POOL_NONE (always while locked) */
     size_t fast_limit;      /* carved, or 0 while a lock is set (forces the locked path) */
     unsigned char *base;    /* block 0 */
-    size_t *bitmap;         /* bit i set: block i is allocated (valid below carved) */
+    unsigned char *usage;   /* usage[i]: PK_POOL_LIVE or PK_POOL_FREE (valid below carved) */
     size_t stride;          /* bytes from one block to the next */
     size_t inverse;         /* inverse of stride's odd part, modulo 2^bits(size_t) */
     unsigned shift;         /* trailing zero bits of stride */
@@ -66,6 +66,8 @@ typedef struct pk_pool {
 } pk_pool;
 
 #define PK_POOL_NONE ((size_t)-1)
+#define PK_POOL_FREE 0u
+#define PK_POOL_LIVE 1u
 
 /* Layout arithmetic shared by the macros and pk_pool_init (internal). */
 #define PK_POOL_ALIGN_(align) ((size_t)((align) != 0 ? (size_t)(align) : (size_t)PK_MAX_ALIGN))
@@ -73,8 +75,6 @@ typedef struct pk_pool {
 #define PK_POOL_STRIDE_(bs, align)                                                   \
     ((PK_POOL_MAX_((bs), sizeof(size_t)) + PK_POOL_ALIGN_(align) - 1u) &             \
      ~(PK_POOL_ALIGN_(align) - 1u))
-#define PK_POOL_WORD_BITS_ (sizeof(size_t) * CHAR_BIT)
-#define PK_POOL_WORDS_(count) (((size_t)(count) + PK_POOL_WORD_BITS_ - 1u) / PK_POOL_WORD_BITS_)
 #define PK_POOL_LOWBIT_(x) ((size_t)(x) & (~(size_t)(x) + 1u))
 #define PK_POOL_LOG2_POW2_(x)                                                        \
     ((unsigned)(((size_t)(x) & (size_t)0xAAAAAAAAAAAAAAAAull) != 0) |                \
@@ -93,11 +93,11 @@ typedef struct pk_pool {
 
 /* Bytes a buffer needs for `count` blocks of `block_size` bytes aligned to
  * `align` (0 = alignof(max_align_t)), whatever the buffer's own alignment:
- * worst-case padding, the blocks and the bitmap. A constant expression when the
- * arguments are. */
+ * worst-case padding, the blocks and the usage map. A constant expression when
+ * the arguments are. */
 #define PK_POOL_BUFFER_SIZE(block_size, count, align)                                \
-    (PK_POOL_ALIGN_(align) - 1u + (size_t)(count) * PK_POOL_STRIDE_((block_size), (align)) + \
-     sizeof(size_t) - 1u + PK_POOL_WORDS_(count) * sizeof(size_t))
+    (PK_POOL_ALIGN_(align) - 1u +                                                    \
+     (size_t)(count) * (PK_POOL_STRIDE_((block_size), (align)) + 1u))
 
 /* Defines, at file scope, static storage for `count` blocks and a ready pool
  * `name` (external linkage: `extern pk_pool name;` reaches it from other
@@ -107,7 +107,7 @@ typedef struct pk_pool {
 #define PK_POOL_DEFINE(name, block_size, count, align)                               \
     PK_POOL_DEFINE_WITH_(name, block_size, count, align, )
 
-/* Same, with the storage (blocks and bitmap) placed in the linker section
+/* Same, with the storage (blocks and usage map) placed in the linker section
  * `section` (a string), e.g. DMA-safe or tightly coupled RAM. */
 #define PK_POOL_DEFINE_IN(name, block_size, count, align, section)                   \
     PK_POOL_DEFINE_WITH_(name, block_size, count, align, PK_SECTION(section))
@@ -119,17 +119,17 @@ typedef struct pk_pool {
                      "pool alignment must be a power of two");                      \
     PK_STATIC_ASSERT((size_t)(block_size) <= ((size_t)-1) / 2 &&                     \
                          (size_t)(count) <= ((size_t)-1) / 2 /                       \
-                                                PK_POOL_STRIDE_((block_size), (align)), \
+                                                (PK_POOL_STRIDE_((block_size), (align)) + 1u), \
                      "pool too large for size_t");                                  \
     static struct {                                                                  \
         PK_ALIGNAS(PK_POOL_ALIGN_(align))                                           \
         unsigned char blocks[(size_t)(count) * PK_POOL_STRIDE_((block_size), (align))]; \
-        size_t bitmap[PK_POOL_WORDS_(count)];                                        \
+        unsigned char usage[(size_t)(count)];                                        \
     } name##_pk_storage attributes;                                                  \
     pk_pool name = {PK_POOL_NONE,                                                    \
                     0,                                                               \
                     name##_pk_storage.blocks,                                        \
-                    name##_pk_storage.bitmap,                                        \
+                    name##_pk_storage.usage,                                         \
                     PK_POOL_STRIDE_((block_size), (align)),                          \
                     PK_POOL_INV_ODD_(PK_POOL_ODD_(PK_POOL_STRIDE_((block_size), (align)))), \
                     PK_POOL_LOG2_POW2_(PK_POOL_LOWBIT_(PK_POOL_STRIDE_((block_size), (align)))), \
@@ -165,8 +165,8 @@ pk_status pk_pool_init(pk_pool *p, void *buf, size_t buf_size, size_t block_size
 /* A block of the pool's block size, aligned as asked at init, or NULL when all
  * blocks are live (counted as a failure, not a fault). O(1). ISR-safe as
  * described above. If the free list is found damaged (a client wrote to a
- * freed block), reports PK_ERR_CORRUPT, rebuilds the free list from the bitmap
- * (O(n), once) and returns NULL. */
+ * freed block), reports PK_ERR_CORRUPT, rebuilds the free list from the usage
+ * map (O(n), once) and returns NULL. */
 void *pk_pool_alloc(pk_pool *p);
 
 /* Returns block to the pool. O(1). free(NULL) is a no-op returning PK_OK.
@@ -201,7 +201,7 @@ void pk_pool_stats(const pk_pool *p, pk_stats *out);
 void pk_pool_reset_peaks(pk_pool *p);
 
 /* Verifies every invariant: counters, free lists (no cycle, no link outside
- * the pool, no live block on them), bitmap against lists and counters.
+ * the pool, no live block on them), usage map against lists and counters.
  * Returns PK_OK or the first problem (PK_ERR_CORRUPT), also reported through
  * the fault handler. Repairs nothing. O(n) in the blocks; holds the lock. */
 pk_status pk_pool_check(const pk_pool *p);
