@@ -43,7 +43,7 @@
 #define PK_ALIGNOF(type) alignof(type)
 #define PK_ALIGNAS(n) alignas(n)
 #define PK_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
-#define PK_MAX_ALIGN alignof(std::max_align_t)
+#define PK_MAX_ALIGN alignof(::max_align_t)
 #else
 #define PK_ALIGNOF(type) _Alignof(type)
 #define PK_ALIGNAS(n) _Alignas(n)

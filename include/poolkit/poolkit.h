@@ -1,0 +1,15 @@
+/* All of poolkit's public headers. The hosted-only ones (pthread_lock.h) are
+ * included on hosted builds only (PK_HOSTED, see common.h). */
+#ifndef POOLKIT_POOLKIT_H
+#define POOLKIT_POOLKIT_H
+
+#include "poolkit/version.h"
+#include "poolkit/common.h"
+#include "poolkit/allocator.h"
+#include "poolkit/pool.h"
+
+#if PK_HOSTED
+#include "poolkit/pthread_lock.h"
+#endif
+
+#endif
