@@ -658,7 +658,9 @@ static void run_driver(size_t bs, size_t count, size_t align, size_t offset, con
     pk_driver_result result;
     assert_int_equal(pk_driver_run(pk_pool_allocator(&p), &cfg, &result), 0);
     assert_int_equal(result.ops, ops);
-    assert_true(result.failures > 0 || count > ops / 8); /* the pool ran dry at times */
+    if (ops >= 100000) {
+        assert_true(result.failures > 0); /* the growth phases ran the pool dry */
+    }
     assert_true(result.checks > 0);
     assert_int_equal(faults.calls, 0);
 }

@@ -1,0 +1,44 @@
+# poolkit developer entry points (GNU make). `make` alone lists them.
+# Each target first installs missing Debian packages (scripts/deps.sh), then
+# configures its own CMake build directory under build/.
+
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+# Builds use gcc, set with CC and CXX (read when a build dir is first configured;
+# -DCMAKE_C_COMPILER on an existing dir would make CMake drop the other -D's),
+# -O2 -g and the library's release mode, pinned so a stale cache can't differ.
+RELEASE := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOOLKIT_DEBUG=OFF -DPOOLKIT_SANITIZE=
+
+.PHONY: help check test demo bench clean
+
+help:
+	@echo "poolkit make targets:"
+	@echo "  make demo    build build/release and run the example pool_descriptors"
+	@echo "  make check   fast loop: one gcc build (build/check) and its unit tests"
+	@echo "  make test    everything CI checks (scripts/test.sh; PK_TEST_STAGES=... for a subset)"
+	@echo "  make bench   build build/bench (-O2) and run scripts/bench.sh"
+	@echo "  make clean   remove build/"
+
+check:
+	scripts/deps.sh test
+	CC=gcc CXX=g++ cmake -S . -B build/check $(RELEASE) -DPOOLKIT_TESTS=ON
+	cmake --build build/check -j $(NPROC)
+	ctest --test-dir build/check --output-on-failure -j2
+
+test:
+	scripts/deps.sh test
+	scripts/test.sh
+
+demo:
+	scripts/deps.sh build
+	CC=gcc CXX=g++ cmake -S . -B build/release $(RELEASE) -DPOOLKIT_TESTS=OFF -DPOOLKIT_TOOLS=ON
+	cmake --build build/release -j $(NPROC)
+	build/release/pool_descriptors
+
+bench:
+	scripts/deps.sh bench
+	CC=gcc CXX=g++ cmake -S . -B build/bench $(RELEASE) -DPOOLKIT_TESTS=OFF -DPOOLKIT_TOOLS=ON
+	cmake --build build/bench -j $(NPROC)
+	scripts/bench.sh build/bench
+
+clean:
+	rm -rf build

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# deps.sh [group...]: make sure the Debian packages poolkit needs are installed.
+# Groups: build (default), test (build + valgrind, cmocka), bench (build + valgrind).
+# As root, installs what is missing and says so in one line; otherwise prints
+# the sudo command to run and exits 1. Prints nothing when all is there.
+set -eu
+
+build="cmake make gcc g++ clang pkg-config libc6-dev"
+wanted=""
+for group in "${@:-build}"; do
+  case $group in
+    build) wanted+=" $build" ;;
+    test)  wanted+=" $build valgrind libcmocka-dev" ;;
+    bench) wanted+=" $build valgrind" ;;
+    *) echo "deps.sh: unknown group '$group' (build, test, bench)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for pkg in $wanted; do
+  [[ " ${missing[*]-} " == *" $pkg "* ]] && continue
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+install=(apt-get install -y --no-install-recommends "${missing[@]}")
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps.sh: missing Debian packages; run:" >&2
+  echo "  sudo ${install[*]}" >&2
+  exit 1
+fi
+
+echo "deps.sh: installing ${missing[*]} (missing)"
+export DEBIAN_FRONTEND=noninteractive
+# Refresh the package lists only when there are none or the install fails.
+if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || ! "${install[@]}"; then
+  apt-get update
+  "${install[@]}"
+fi

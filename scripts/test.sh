@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# test.sh: the full CI matrix. Each stage configures, builds and runs ctest in
+# build/test/<stage>; a failing stage does not stop the others. Ends with the
+# per-stage results and "N passed, N failed" (ctest tests over all stages; a
+# stage that fails to configure or build counts as 1 failed), and exits 1 if
+# anything failed. Run a subset with PK_TEST_STAGES="gcc-release valgrind".
+set -u
+cd "$(dirname "$0")/.." || exit
+
+STAGES=${PK_TEST_STAGES:-gcc-release gcc-debug clang-release clang-debug asan-ubsan valgrind}
+JOBS=$(nproc 2>/dev/null || echo 2)
+VALGRIND_OPTS="-q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite"
+
+passed=0 failed=0 results=()
+
+# run_stage NAME: one stage; adds its counts to passed/failed and a line to results.
+run_stage() {
+  local name=$1 dir=build/test/$1 cc=gcc cxx=g++ opts=() env=() ctest_opts=()
+  case $name in
+    gcc-release)   ;;
+    gcc-debug)     opts=(-DPOOLKIT_DEBUG=ON) ;;
+    clang-release) cc=clang cxx=clang++ ;;
+    clang-debug)   cc=clang cxx=clang++ opts=(-DPOOLKIT_DEBUG=ON) ;;
+    asan-ubsan)    cc=clang cxx=clang++ opts=("-DPOOLKIT_SANITIZE=address,undefined")
+                   env=(ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1) ;;
+    valgrind)      opts=(-DPK_RANDOM_OPS=10000)  # fewer randomized ops under valgrind
+                   # scripts, not programs: nothing of ours for memcheck to see
+                   ctest_opts=(-E 'install_consumer|abi_guard' -T memcheck
+                     --overwrite MemoryCheckCommand="$(command -v valgrind)"
+                     --overwrite MemoryCheckCommandOptions="$VALGRIND_OPTS") ;;
+    *) results+=("$(printf "%-14s unknown stage" "$name")"); failed=$((failed + 1)); return ;;
+  esac
+
+  echo "=== $name"
+  local start=$SECONDS p=0 f=1 status
+  mkdir -p "$dir"
+  if ! { CC=$cc CXX=$cxx cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+           -DPOOLKIT_TESTS=ON -DPOOLKIT_DEBUG=OFF -DPOOLKIT_SANITIZE= "${opts[@]}" &&
+         cmake --build "$dir" -j "$JOBS"; } >"$dir/build.log" 2>&1; then
+    cat "$dir/build.log"
+    status="FAILED to configure or build (log: $dir/build.log)"
+  else
+    touch "$dir/DartConfiguration.tcl"  # quiets ctest -T's "Cannot find file" warnings
+    rm -f "$dir"/Testing/Temporary/MemoryChecker.*.log
+    env "${env[@]}" ctest --test-dir "$dir" --output-on-failure --no-tests=error \
+      --timeout 1200 -j2 "${ctest_opts[@]}" 2>&1 | tee "$dir/ctest.log"
+    local rc=${PIPESTATUS[0]} counts total
+    # ctest's summary: "NN% tests passed, F tests failed out of T"
+    counts=$(sed -nE 's/.*tests passed, ([0-9]+) tests? failed out of ([0-9]+).*/\1 \2/p' "$dir/ctest.log" | tail -n 1)
+    if [ -n "$counts" ]; then
+      read -r f total <<<"$counts"
+      p=$((total - f))
+    fi
+    # A failing run without a failed test (e.g. memcheck defects) counts as 1.
+    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    for log in "$dir"/Testing/Temporary/MemoryChecker.*.log; do
+      [ -s "$log" ] && { echo "--- valgrind: $log"; cat "$log"; }
+    done
+    if [ "$f" -eq 0 ]; then status="ok"; else status="FAILED"; fi
+    status="$status: $p passed, $f failed"
+  fi
+  passed=$((passed + p)) failed=$((failed + f))
+  results+=("$(printf '%-14s %s (%d s)' "$name" "$status" $((SECONDS - start)))")
+}
+
+for stage in $STAGES; do
+  run_stage "$stage"
+done
+
+echo "=== results"
+printf '%s\n' "${results[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
