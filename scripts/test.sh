@@ -7,7 +7,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit
 
-STAGES=${PK_TEST_STAGES:-gcc-release gcc-debug clang-release clang-debug asan-ubsan valgrind}
+STAGES=${PK_TEST_STAGES:-gcc-release gcc-debug clang-release clang-debug asan-ubsan tsan valgrind}
 JOBS=$(nproc 2>/dev/null || echo 2)
 VALGRIND_OPTS="-q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite"
 
@@ -23,6 +23,9 @@ run_stage() {
     clang-debug)   cc=clang cxx=clang++ opts=(-DPOOLKIT_DEBUG=ON) ;;
     asan-ubsan)    cc=clang cxx=clang++ opts=("-DPOOLKIT_SANITIZE=address,undefined")
                    env=(ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1) ;;
+    tsan)          cc=clang cxx=clang++ opts=(-DPOOLKIT_SANITIZE=thread)
+                   env=(TSAN_OPTIONS=halt_on_error=1)
+                   ctest_opts=(-R threads) ;;  # the threaded tests
     valgrind)      opts=(-DPK_RANDOM_OPS=10000)  # fewer randomized ops under valgrind
                    # scripts, not programs: nothing of ours for memcheck to see
                    ctest_opts=(-E 'install_consumer|abi_guard' -T memcheck

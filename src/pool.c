@@ -176,7 +176,9 @@ PK__SLOW_PATH static void *alloc_slow(pk_pool *p)
         index = pop_checked(p, &p->reserve_head, &corrupt);
         if (index == PK_POOL_NONE && !corrupt && p->carved < p->count) {
             index = p->carved++;
-            p->fast_limit = locked ? 0 : p->carved;
+            if (!locked) {
+                p->fast_limit = p->carved; /* while locked it stays 0, unwritten */
+            }
         }
         if (index != PK_POOL_NONE) {
             p->draws++;
