@@ -555,7 +555,7 @@ static void test_lock_wraps_every_operation(void **state)
 
 /* PK_POOL_DEFINE: a ready pool with no init call, named after itself. */
 PK_POOL_DEFINE(static_commands, 64, 32, 0);
-PK_POOL_DEFINE(static_odd, 10, 7, 2);
+PK_POOL_DEFINE_STATIC(static_odd, 10, 7, 2);
 PK_POOL_DEFINE_IN(static_dma, 256, 4, 64, "pk_test_dma");
 extern unsigned char __start_pk_test_dma[];
 extern unsigned char __stop_pk_test_dma[];

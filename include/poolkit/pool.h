@@ -105,14 +105,18 @@ typedef struct pk_pool {
  * start-up cost: the pool is usable from the first instruction of main (and
  * before, once .bss is zeroed). Arguments are checked at compile time. */
 #define PK_POOL_DEFINE(name, block_size, count, align)                               \
-    PK_POOL_DEFINE_WITH_(name, block_size, count, align, )
+    PK_POOL_DEFINE_WITH_(name, block_size, count, align, , )
+
+/* Same, with the pool private to the file (`static pk_pool name`). */
+#define PK_POOL_DEFINE_STATIC(name, block_size, count, align)                        \
+    PK_POOL_DEFINE_WITH_(name, block_size, count, align, , static)
 
 /* Same, with the storage (blocks and usage map) placed in the linker section
  * `section` (a string), e.g. DMA-safe or tightly coupled RAM. */
 #define PK_POOL_DEFINE_IN(name, block_size, count, align, section)                   \
-    PK_POOL_DEFINE_WITH_(name, block_size, count, align, PK_SECTION(section))
+    PK_POOL_DEFINE_WITH_(name, block_size, count, align, PK_SECTION(section), )
 
-#define PK_POOL_DEFINE_WITH_(name, block_size, count, align, attributes)             \
+#define PK_POOL_DEFINE_WITH_(name, block_size, count, align, attributes, linkage)    \
     PK_STATIC_ASSERT((block_size) > 0, "pool block size must not be 0");             \
     PK_STATIC_ASSERT((count) > 0, "pool needs at least one block");                  \
     PK_STATIC_ASSERT((PK_POOL_ALIGN_(align) & (PK_POOL_ALIGN_(align) - 1u)) == 0,    \
@@ -126,7 +130,7 @@ typedef struct pk_pool {
         unsigned char blocks[(size_t)(count) * PK_POOL_STRIDE_((block_size), (align))]; \
         unsigned char usage[(size_t)(count)];                                        \
     } name##_pk_storage attributes;                                                  \
-    pk_pool name = {PK_POOL_NONE,                                                    \
+    linkage pk_pool name = {PK_POOL_NONE,                                            \
                     0,                                                               \
                     name##_pk_storage.blocks,                                        \
                     name##_pk_storage.usage,                                         \
