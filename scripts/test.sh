@@ -28,7 +28,7 @@ run_stage() {
                    ctest_opts=(-R threads) ;;  # the threaded tests
     valgrind)      opts=(-DPK_RANDOM_OPS=10000)  # fewer randomized ops under valgrind
                    # scripts, not programs: nothing of ours for memcheck to see
-                   ctest_opts=(-E 'install_consumer|abi_guard' -T memcheck
+                   ctest_opts=(-E 'install_consumer|abi_guard|freestanding_core' -T memcheck
                      --overwrite MemoryCheckCommand="$(command -v valgrind)"
                      --overwrite MemoryCheckCommandOptions="$VALGRIND_OPTS") ;;
     *) results+=("$(printf "%-14s unknown stage" "$name")"); failed=$((failed + 1)); return ;;
