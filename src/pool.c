@@ -198,7 +198,7 @@ PK__SLOW_PATH static void *alloc_slow(pk_pool *p)
     const char *name = pool_name(p);
     pk__unlock(&p->lock);
     if (corrupt) {
-        (void)pk__fault(PK_ERR_CORRUPT, name, NULL);
+        (void)pk_report_fault(PK_ERR_CORRUPT, name, NULL);
     }
     return block;
 }
@@ -257,7 +257,7 @@ PK__SLOW_PATH static pk_status free_slow(pk_pool *p, void *block)
     const char *name = pool_name(p);
     pk__unlock(&p->lock);
     if (status != PK_OK) {
-        return pk__fault(status, name, block);
+        return pk_report_fault(status, name, block);
     }
     return PK_OK;
 }
@@ -402,7 +402,7 @@ pk_status pk_pool_check(const pk_pool *p)
     bool ok = pool_consistent(p);
     const char *name = pool_name(p);
     pk__unlock(&p->lock);
-    return ok ? PK_OK : pk__fault(PK_ERR_CORRUPT, name, NULL);
+    return ok ? PK_OK : pk_report_fault(PK_ERR_CORRUPT, name, NULL);
 }
 
 void pk_pool_set_name(pk_pool *p, const char *name)
@@ -438,7 +438,7 @@ static void *view_alloc_aligned(void *self, size_t size, size_t align)
         pk__lock(&p->lock);
         p->rejected++;
         pk__unlock(&p->lock);
-        (void)pk__fault(PK_ERR_INVALID_ARG, pool_name(p), NULL);
+        (void)pk_report_fault(PK_ERR_INVALID_ARG, pool_name(p), NULL);
         return NULL;
     }
     if (size > p->block_size || align > p->align) {

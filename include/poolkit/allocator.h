@@ -15,8 +15,9 @@ extern "C" {
 
 /* What an allocator provides. `self` is the allocator object. Fill all entries
  * but `realloc`, which may be NULL (pk_realloc then allocates, copies and
- * frees). Functions report misuse through the fault handler as the allocator's
- * own functions do. */
+ * frees). Functions report misuse with pk_report_fault, as poolkit's own
+ * allocators do; alloc_aligned itself rejects an alignment that is not 0 nor a
+ * power of two (NULL and PK_ERR_INVALID_ARG). */
 typedef struct pk_allocator_ops {
     /* size bytes aligned to align (0 = the allocator's default), or NULL. */
     void *(*alloc_aligned)(void *self, size_t size, size_t align);

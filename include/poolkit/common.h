@@ -141,6 +141,14 @@ typedef void (*pk_fault_handler)(const pk_fault *f, void *ctx);
  * caller but not dispatched again. Not synchronised: set it at start-up. O(1). */
 void pk_set_fault_handler(pk_fault_handler h, void *ctx);
 
+/* Reports a fault of kind about ptr in the named allocator through the fault
+ * handler, unless a handler is already running (on this thread, on hosted
+ * builds), and returns kind, so that an allocator can `return
+ * pk_report_fault(...)`. poolkit's allocators call it; user allocators plugged
+ * into the generic view call it too. Call it with no allocator lock held.
+ * O(1) plus the handler. */
+pk_status pk_report_fault(pk_status kind, const char *allocator, const void *ptr);
+
 /* Writes f as one line of text ending in '\n' into buf (NUL-terminated,
  * truncated to size - 1 characters; nothing is written when size is 0):
  * "poolkit: <allocator>: <what> at 0x<ptr> (allocated at <file:line>, owner

@@ -17,7 +17,9 @@ void *pk_calloc(pk_allocator *a, size_t n, size_t size)
 {
     size_t total;
     if (pk__mul_overflows(n, size, &total)) {
-        return NULL;
+        /* Too large to serve: let the allocator count the failure, as it
+         * would for any size it cannot hold. */
+        return a->ops->alloc_aligned(a->self, SIZE_MAX, 0);
     }
     void *p = a->ops->alloc_aligned(a->self, total, 0);
     if (p != NULL) {

@@ -32,7 +32,7 @@ void pk_set_fault_handler(pk_fault_handler h, void *ctx)
     fault_ctx = h != NULL ? ctx : NULL;
 }
 
-pk_status pk__fault(pk_status kind, const char *allocator, const void *ptr)
+pk_status pk_report_fault(pk_status kind, const char *allocator, const void *ptr)
 {
     if (in_handler) {
         return kind;

@@ -10,11 +10,6 @@
 
 #include "poolkit/common.h"
 
-/* Reports a fault through the handler (unless one is already running on this
- * thread) and returns kind, so that callers can `return pk__fault(...)`.
- * Must be called with no poolkit lock held. */
-pk_status pk__fault(pk_status kind, const char *allocator, const void *ptr);
-
 /* The default handler: prints one line on hosted builds (src/hosted/). */
 #if PK_HOSTED
 void pk__fault_print(const pk_fault *f, void *ctx);
