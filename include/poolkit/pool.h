@@ -7,8 +7,8 @@
  * per block. The map lives outside the blocks, so a double free is caught in
  * O(1) and a live block's bytes are entirely the client's. A free block holds
  * the index of the next free block in its first bytes. (A byte rather than a
- * bit per block: it keeps alloc+free near 29 instructions instead of 41, see
- * the README, for 1/stride of the memory: 1.6% with 64-byte blocks.)
+ * bit per block: it keeps alloc+free at 29 instructions instead of 41, see the
+ * README, for 1/stride of the memory: 1.6% with 64-byte blocks.)
  *
  * Blocks are carved lazily: init and PK_POOL_DEFINE touch no block, and a block
  * is first used when the free list is empty. The capacity depends only on the
@@ -17,7 +17,7 @@
  *
  * Checks that stay on in release builds: foreign pointers, pointers inside a
  * block or its padding, double frees (and frees of blocks never handed out),
- * free-list links that leave the pool (found at alloc, reported as
+ * free-list links damaged by a write after free (found at alloc, reported as
  * PK_ERR_CORRUPT, the free list is then rebuilt from the usage map).
  *
  * Thread and ISR safety: a pool is safe to share once a lock is set with

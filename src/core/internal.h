@@ -73,8 +73,8 @@ static inline bool pk__round_up_overflows(size_t x, size_t align, size_t *out)
 }
 
 /* Bit tricks with compiler builtins where available and portable fallbacks
- * (override PK_CTZ/PK_CLZ/PK_POPCOUNT for other toolchains). x must not be 0
- * for ctz and clz. */
+ * (override PK_CTZ, PK_CLZ and PK_POPCOUNT together for other toolchains).
+ * x must not be 0 for ctz and clz. */
 #define PK__WORD_BITS (sizeof(size_t) * CHAR_BIT)
 
 #if !defined(PK_CTZ) && (defined(__GNUC__) || defined(__clang__))
