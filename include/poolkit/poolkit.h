@@ -7,6 +7,7 @@
 #include "poolkit/common.h"
 #include "poolkit/allocator.h"
 #include "poolkit/pool.h"
+#include "poolkit/heap.h"
 
 #if PK_HOSTED
 #include "poolkit/pthread_lock.h"

@@ -1,0 +1,201 @@
+/*
+ * O(1) heap: two-level segregated fit (TLSF) over one or more regions the
+ * caller owns.
+ *
+ * Free blocks are kept in PK_HEAP_FL_COUNT x PK_HEAP_SL_COUNT size classes: the
+ * first level by powers of two, the second splitting each power of two into
+ * PK_HEAP_SL_COUNT equal ranges. Two bitmaps say which lists are non-empty, so
+ * alloc finds a block with two find-first-set instructions, and a block freed
+ * merges at once with free neighbours through boundary tags. No loop in alloc
+ * or free depends on the heap's size or state: both run in bounded time.
+ *
+ * Blocks: one machine word of header before each block (its size and two
+ * flags); a free block also keeps two list links in its payload and its
+ * address in the last word of its payload (for the merge). Payloads are
+ * aligned to PK_HEAP_ALIGN = alignof(max_align_t); the smallest payload is
+ * PK_HEAP_MIN_PAYLOAD bytes (24 on 64-bit targets, 12 on 32-bit ones).
+ *
+ * Requests are rounded up so that any block of the class searched fits
+ * ("good fit"): a request can fail while a block larger than it is free in
+ * the class just below. Stats' largest_free is the largest request that
+ * succeeds now.
+ *
+ * Checks that stay on in release builds: foreign pointers (outside every
+ * region), misaligned pointers, double frees while the block's header is
+ * intact, headers whose size or flags are impossible. Interior pointers and
+ * stale double frees are caught in release builds too when PK_HEAP_STRICT_FREE
+ * is defined to 1 (a bitmap of block starts, 1 bit per PK_HEAP_ALIGN bytes,
+ * carved from each region).
+ *
+ * Configuration (before including, or in PK_CONFIG_HEADER; the library and its
+ * users must agree): PK_HEAP_SL_LOG2 (default 5: 32 second-level classes),
+ * PK_HEAP_MAX_LOG2 (default 32 on 64-bit targets, 31 on 32-bit ones: blocks
+ * and regions up to 2^MAX_LOG2 bytes), PK_HEAP_MAX_REGIONS (default 8). The
+ * control structure holds PK_HEAP_FL_COUNT * PK_HEAP_SL_COUNT list heads
+ * (24 * 32 pointers, 6 KiB, with the defaults on x86-64); a small MCU may
+ * choose SL_LOG2 4 and MAX_LOG2 20 (14 * 16 heads, under 1 KiB).
+ *
+ * Thread and ISR safety: set a lock with pk_heap_set_lock before sharing;
+ * alloc and free hold it for a bounded time and are ISR-safe when it is.
+ */
+#ifndef POOLKIT_HEAP_H
+#define POOLKIT_HEAP_H
+
+#include <limits.h>
+
+#include "poolkit/allocator.h"
+#include "poolkit/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef PK_HEAP_SL_LOG2
+#define PK_HEAP_SL_LOG2 5
+#endif
+#ifndef PK_HEAP_MAX_LOG2
+#if SIZE_MAX > 0xFFFFFFFFu
+#define PK_HEAP_MAX_LOG2 32
+#else
+#define PK_HEAP_MAX_LOG2 31
+#endif
+#endif
+#ifndef PK_HEAP_MAX_REGIONS
+#define PK_HEAP_MAX_REGIONS 8
+#endif
+#ifndef PK_HEAP_STRICT_FREE
+#define PK_HEAP_STRICT_FREE 0
+#endif
+
+#define PK_HEAP_ALIGN ((size_t)PK_MAX_ALIGN)
+#define PK_HEAP_SL_COUNT (1u << PK_HEAP_SL_LOG2)
+/* log2(PK_HEAP_ALIGN), for the class arithmetic. */
+#define PK_HEAP_ALIGN_LOG2                                                          \
+    (PK_MAX_ALIGN >= 64 ? 6 : PK_MAX_ALIGN >= 32 ? 5 : PK_MAX_ALIGN >= 16 ? 4 :      \
+     PK_MAX_ALIGN >= 8 ? 3 : 2)
+/* Sizes below 2^PK_HEAP_FL_SHIFT share the first list level, split linearly. */
+#define PK_HEAP_FL_SHIFT (PK_HEAP_SL_LOG2 + PK_HEAP_ALIGN_LOG2)
+#define PK_HEAP_FL_COUNT (PK_HEAP_MAX_LOG2 - PK_HEAP_FL_SHIFT + 1)
+
+PK_STATIC_ASSERT(PK_HEAP_SL_LOG2 >= 1 && PK_HEAP_SL_LOG2 <= 5, "PK_HEAP_SL_LOG2 must be 1..5");
+PK_STATIC_ASSERT(PK_HEAP_MAX_LOG2 > PK_HEAP_FL_SHIFT && PK_HEAP_MAX_LOG2 < sizeof(size_t) * CHAR_BIT,
+                 "PK_HEAP_MAX_LOG2 out of range");
+PK_STATIC_ASSERT(PK_HEAP_FL_COUNT <= 32, "too many first-level classes for a 32-bit bitmap");
+
+typedef struct pk_heap_block pk_heap_block;
+
+typedef struct {
+    unsigned char *start;   /* the first block's payload */
+    unsigned char *end;     /* one past the sentinel header ending the region */
+    unsigned char *buffer;  /* the buffer the caller gave, and its end */
+    unsigned char *buffer_end;
+#if PK_HEAP_STRICT_FREE
+    uint32_t *starts;       /* bit set: a block starts at start + bit * PK_HEAP_ALIGN */
+#endif
+} pk_heap_region;
+
+/* Heap state: public only so that it can be declared statically; use the
+ * functions, never the fields. */
+typedef struct pk_heap {
+    uint32_t fl_bitmap;                         /* bit f: some list of level f is non-empty */
+    uint32_t sl_bitmap[PK_HEAP_FL_COUNT];       /* bit s: list (f, s) is non-empty */
+    pk_heap_block *lists[PK_HEAP_FL_COUNT][PK_HEAP_SL_COUNT];
+    pk_heap_region regions[PK_HEAP_MAX_REGIONS];
+    size_t region_count;
+    size_t capacity;                            /* payload bytes of the regions when empty */
+    size_t in_use;                              /* payload bytes of live blocks */
+    size_t peak_in_use;
+    size_t free_bytes;                          /* payload bytes of free blocks */
+    size_t free_blocks;
+    size_t live, peak_live;
+    uint64_t allocs, frees, failures, rejected;
+    unsigned long steps;                        /* test builds: inner steps of the last call */
+    const char *name;
+    pk_lock lock;
+    pk_allocator view;
+} pk_heap;
+
+/* Bytes of payload the heap needs per block beyond the request: the header
+ * word, plus rounding to PK_HEAP_ALIGN. */
+#define PK_HEAP_OVERHEAD sizeof(size_t)
+#define PK_HEAP_MIN_PAYLOAD (3 * sizeof(void *))
+
+/* Makes a heap over the size bytes at buf (its first region). O(1).
+ * Returns PK_ERR_INVALID_ARG, leaving *h untouched, iff h or buf is NULL or
+ * the buffer cannot hold one block of PK_HEAP_MIN_PAYLOAD bytes after
+ * alignment (and, with PK_HEAP_STRICT_FREE, its bitmap). A buffer larger than
+ * 2^PK_HEAP_MAX_LOG2 bytes is cut to that size. Calls no handler. */
+pk_status pk_heap_init(pk_heap *h, void *buf, size_t size);
+
+/* Adds the size bytes at buf as another region (it may lie anywhere, but must
+ * not overlap a region already added). O(1). PK_ERR_INVALID_ARG iff buf is
+ * NULL, the buffer is too small (as for init), overlaps a region, or
+ * PK_HEAP_MAX_REGIONS are in use. Calls no handler. */
+pk_status pk_heap_add_region(pk_heap *h, void *buf, size_t size);
+
+/* size bytes aligned to PK_HEAP_ALIGN, or NULL (a failure: no free block of
+ * the rounded size, or a size above 2^PK_HEAP_MAX_LOG2). Size 0 gets the
+ * smallest block. O(1). */
+void *pk_heap_alloc(pk_heap *h, size_t size);
+
+/* size bytes aligned to align (a power of two; 0 = PK_HEAP_ALIGN). O(1): it
+ * searches for size + align and gives the leading gap back as a free block.
+ * NULL and PK_ERR_INVALID_ARG for an align that is not a power of two. */
+void *pk_heap_alloc_aligned(pk_heap *h, size_t size, size_t align);
+
+/* size bytes aligned to align that do not cross a multiple of boundary (a
+ * power of two, e.g. a 4 KiB page for a DMA descriptor ring; 0 = no
+ * boundary). O(1): the block is aligned to max(align, the next power of two
+ * of size), which cannot cross a boundary when size <= boundary. NULL and
+ * PK_ERR_INVALID_ARG when size > boundary or align or boundary is not a power
+ * of two. */
+void *pk_heap_alloc_bounded(pk_heap *h, size_t size, size_t align, size_t boundary);
+
+/* realloc(NULL, n) allocates; realloc(p, 0) frees and returns NULL. Shrinks
+ * in place; grows in place into a free next block when it can; else
+ * allocates, copies and frees. On failure returns NULL and p is untouched.
+ * O(1) plus the copy. A bad p is reported as pk_heap_free would. */
+void *pk_heap_realloc(pk_heap *h, void *p, size_t size);
+
+/* Gives p back, merging it with free neighbours. O(1). NULL is a no-op.
+ * Misuse is reported once, returned, counted as rejected, and changes nothing:
+ * PK_ERR_FOREIGN_PTR, PK_ERR_MISALIGNED_PTR (not aligned, or a header that
+ * cannot be a block's: with PK_HEAP_STRICT_FREE every interior pointer),
+ * PK_ERR_DOUBLE_FREE (the block is free). */
+pk_status pk_heap_free(pk_heap *h, void *p);
+
+/* Payload bytes of the live block p (at least what was asked), or 0 when p is
+ * not a live block (no fault). O(1). */
+size_t pk_heap_usable_size(const pk_heap *h, const void *p);
+
+/* Statistics: capacity, in_use (payload bytes of live blocks, rounding
+ * included), requested (= in_use in release builds), free_bytes (payload bytes
+ * of free blocks), largest_free (the largest request that succeeds now),
+ * live, peaks, counters. O(1); takes the lock. */
+void pk_heap_stats(const pk_heap *h, pk_stats *out);
+
+/* Sets the peaks to the current values. O(1). */
+void pk_heap_reset_peaks(pk_heap *h);
+
+/* Walks every block of every region and every free list: sizes and flags,
+ * boundary tags, no two free neighbours, each free block on the list of its
+ * class, list links, bitmaps against lists, counters against the walk.
+ * PK_OK or the first problem (PK_ERR_CORRUPT), reported through the handler.
+ * Repairs nothing. O(blocks); holds the lock. */
+pk_status pk_heap_check(const pk_heap *h);
+
+/* Names the heap in faults and reports (kept, not copied; NULL = "heap"). */
+void pk_heap_set_name(pk_heap *h, const char *name);
+
+/* Sets the lock (copied; NULL removes it). PK_ERR_INVALID_ARG when exactly one
+ * of lock and unlock is NULL. O(1). */
+pk_status pk_heap_set_lock(pk_heap *h, const pk_lock *lock);
+
+/* The heap's generic view (its realloc is pk_heap_realloc). O(1). */
+pk_allocator *pk_heap_allocator(pk_heap *h);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

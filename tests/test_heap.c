@@ -1,0 +1,752 @@
+/* Unit tests of the O(1) TLSF heap (poolkit/heap.h). Built three ways: plain,
+ * with PK_HEAP_STRICT_FREE=1 (interior pointers caught) and with
+ * PK_HEAP_COUNT_STEPS (the bound on inner steps per call). */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "driver/driver.h"
+#include "poolkit/heap.h"
+
+static struct {
+    unsigned calls;
+    pk_fault last;
+    int lock_depth_seen;
+} faults;
+static int lock_depth;
+
+static void count_fault(const pk_fault *f, void *ctx)
+{
+    (void)ctx;
+    faults.calls++;
+    faults.last = *f;
+    faults.lock_depth_seen = lock_depth;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&faults, 0, sizeof faults);
+    lock_depth = 0;
+    pk_set_fault_handler(count_fault, NULL);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    pk_set_fault_handler(NULL, NULL);
+    return 0;
+}
+
+static void expect_fault(pk_status kind, const void *ptr)
+{
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, kind);
+    assert_ptr_equal(faults.last.ptr, ptr);
+    assert_string_equal(faults.last.allocator, "heap");
+    faults.calls = 0;
+}
+
+static void assert_check_ok(const pk_heap *h)
+{
+    unsigned before = faults.calls;
+    assert_int_equal(pk_heap_check(h), PK_OK);
+    assert_int_equal(faults.calls, before);
+}
+
+static void assert_check_corrupt(const pk_heap *h)
+{
+    faults.calls = 0;
+    assert_int_equal(pk_heap_check(h), PK_ERR_CORRUPT);
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, PK_ERR_CORRUPT);
+    faults.calls = 0;
+}
+
+static _Alignas(4096) unsigned char arena[1 << 20];
+static _Alignas(64) unsigned char second[1 << 16];
+
+static pk_stats stats_of(const pk_heap *h)
+{
+    pk_stats s;
+    pk_heap_stats(h, &s);
+    return s;
+}
+
+/* The heap is back to its empty state: one free block per region. */
+static void assert_whole(const pk_heap *h)
+{
+    assert_check_ok(h);
+    pk_stats s = stats_of(h);
+    assert_int_equal(s.live, 0);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(s.free_bytes, s.capacity);
+    assert_int_equal(h->free_blocks, h->region_count);
+}
+
+static void test_init_rejects_bad_arguments(void **state)
+{
+    (void)state;
+    pk_heap h;
+    memset(&h, 0x5A, sizeof h);
+    unsigned char before[sizeof h];
+    memcpy(before, &h, sizeof h);
+    assert_int_equal(pk_heap_init(NULL, arena, sizeof arena), PK_ERR_INVALID_ARG);
+    assert_int_equal(pk_heap_init(&h, NULL, sizeof arena), PK_ERR_INVALID_ARG);
+    for (size_t size = 0; size < 40; size++) {
+        assert_int_equal(pk_heap_init(&h, arena + 1, size), PK_ERR_INVALID_ARG);
+    }
+    assert_memory_equal(&h, before, sizeof h);
+    assert_int_equal(faults.calls, 0);
+    /* The smallest buffer that works holds one smallest block. */
+    size_t size = 40;
+    while (pk_heap_init(&h, arena + 1, size) != PK_OK) {
+        size++;
+    }
+    assert_true(size <= 2 * PK_HEAP_ALIGN + 4 * sizeof(size_t) + PK_HEAP_MIN_PAYLOAD + 1024);
+    pk_stats s = stats_of(&h);
+    assert_true(s.capacity >= PK_HEAP_MIN_PAYLOAD);
+    assert_non_null(pk_heap_alloc(&h, 1));
+    assert_null(pk_heap_alloc(&h, 1));
+}
+
+static void test_alloc_sizes_and_alignment(void **state)
+{
+    (void)state;
+    pk_heap h;
+    pk_driver_fill_garbage(arena, sizeof arena, 7);
+    assert_int_equal(pk_heap_init(&h, arena + 3, sizeof arena - 3), PK_OK);
+    pk_stats empty = stats_of(&h);
+    assert_true(empty.capacity > sizeof arena - sizeof arena / 100 - 256); /* strict: 1/128 for starts */
+    assert_int_equal(empty.free_bytes, empty.capacity);
+    assert_int_equal(empty.block_size, 0);
+    void *blocks[64];
+    size_t n = 0;
+    size_t requested = 0;
+    for (size_t size = 0; size < 5000; size = size * 2 + 1) {
+        unsigned char *p = pk_heap_alloc(&h, size);
+        assert_non_null(p);
+        assert_int_equal((uintptr_t)p % PK_HEAP_ALIGN, 0);
+        size_t usable = pk_heap_usable_size(&h, p);
+        assert_true(usable >= size && usable >= PK_HEAP_MIN_PAYLOAD);
+        assert_true(usable < size + PK_HEAP_ALIGN + PK_HEAP_MIN_PAYLOAD);
+        memset(p, 0xA5, usable);
+        blocks[n++] = p;
+        requested += usable;
+        assert_check_ok(&h);
+    }
+    pk_stats s = stats_of(&h);
+    assert_int_equal(s.live, n);
+    assert_int_equal(s.in_use, requested);
+    assert_int_equal(s.requested, s.in_use);
+    /* One header word per block. */
+    assert_int_equal(s.free_bytes + s.in_use + n * sizeof(size_t), s.capacity);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(pk_heap_free(&h, blocks[i]), PK_OK);
+        assert_check_ok(&h);
+    }
+    assert_whole(&h);
+    assert_int_equal(stats_of(&h).peak_live, n);
+    assert_int_equal(faults.calls, 0);
+}
+
+/* Freed blocks merge with both neighbours at once. */
+static void test_coalescing(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 16), PK_OK);
+    void *a = pk_heap_alloc(&h, 100);
+    void *b = pk_heap_alloc(&h, 200);
+    void *c = pk_heap_alloc(&h, 300);
+    void *d = pk_heap_alloc(&h, 400);
+    assert_int_equal(h.free_blocks, 1);
+    assert_int_equal(pk_heap_free(&h, a), PK_OK);
+    assert_int_equal(h.free_blocks, 2);
+    assert_int_equal(pk_heap_free(&h, c), PK_OK);
+    assert_int_equal(h.free_blocks, 3);
+    assert_int_equal(pk_heap_free(&h, b), PK_OK); /* merges with a and c */
+    assert_int_equal(h.free_blocks, 2);
+    assert_check_ok(&h);
+    /* The merged hole serves a request as large as a + b + c. */
+    void *big = pk_heap_alloc(&h, 600);
+    assert_ptr_equal(big, a);
+    assert_int_equal(pk_heap_free(&h, big), PK_OK);
+    assert_int_equal(pk_heap_free(&h, d), PK_OK); /* merges with the hole and the tail */
+    assert_whole(&h);
+}
+
+/* largest_free is exact: that request succeeds, one byte more fails. */
+static void check_largest_free(pk_heap *h)
+{
+    pk_stats s = stats_of(h);
+    if (s.largest_free == 0) {
+        assert_null(pk_heap_alloc(h, 1));
+        return;
+    }
+    void *p = pk_heap_alloc(h, s.largest_free);
+    assert_non_null(p);
+    assert_int_equal(pk_heap_free(h, p), PK_OK);
+    assert_null(pk_heap_alloc(h, s.largest_free + 1));
+    assert_true(s.largest_free <= s.free_bytes);
+}
+
+static void test_largest_free_is_exact(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 18), PK_OK);
+    check_largest_free(&h);
+    void *live[256];
+    size_t n = 0;
+    uint64_t rng = 99;
+    for (unsigned op = 0; op < 3000; op++) {
+        if (n < 256 && pk_driver_next_random(&rng) % 3 != 0) {
+            size_t size = (size_t)(1 + pk_driver_next_random(&rng) % 3000);
+            void *p = pk_heap_alloc(&h, size);
+            if (p != NULL) {
+                live[n++] = p;
+            }
+        } else if (n > 0) {
+            size_t i = (size_t)(pk_driver_next_random(&rng) % n);
+            assert_int_equal(pk_heap_free(&h, live[i]), PK_OK);
+            live[i] = live[--n];
+        }
+        if (op % 7 == 0) {
+            check_largest_free(&h);
+        }
+    }
+    while (n > 0) {
+        assert_int_equal(pk_heap_free(&h, live[--n]), PK_OK);
+    }
+    assert_whole(&h);
+    pk_stats s = stats_of(&h);
+    assert_true(pk_frag_external(&s) < 0.05); /* one free block: only good-fit rounding */
+}
+
+static void test_aligned_and_bounded(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena + 8, 1 << 19), PK_OK);
+    void *blocks[64];
+    size_t n = 0;
+    for (size_t align = 1; align <= 8192; align *= 2) {
+        for (size_t size = 1; size < 3000; size = size * 3 + 7) {
+            unsigned char *p = pk_heap_alloc_aligned(&h, size, align);
+            assert_non_null(p);
+            assert_int_equal((uintptr_t)p % (align > PK_HEAP_ALIGN ? align : PK_HEAP_ALIGN), 0);
+            memset(p, 0x3C, size);
+            assert_check_ok(&h);
+            if (n < 64) {
+                blocks[n++] = p;
+            } else {
+                assert_int_equal(pk_heap_free(&h, p), PK_OK);
+            }
+        }
+    }
+    /* DMA-style: never across a 4 KiB page, whatever the size up to a page. */
+    for (size_t size = 1; size <= 4096; size = size * 2 + 3) {
+        uintptr_t p = (uintptr_t)pk_heap_alloc_bounded(&h, size, 0, 4096);
+        assert_true(p != 0);
+        assert_int_equal(p / 4096, (p + size - 1) / 4096);
+        assert_int_equal(pk_heap_free(&h, (void *)p), PK_OK);
+    }
+    uintptr_t page = (uintptr_t)pk_heap_alloc_bounded(&h, 4096, 64, 4096);
+    assert_int_equal(page % 4096, 0);
+    assert_int_equal(pk_heap_free(&h, (void *)page), PK_OK);
+    assert_int_equal(faults.calls, 0);
+    /* Bad arguments: NULL and one PK_ERR_INVALID_ARG each, counted rejected. */
+    uint64_t rejected = stats_of(&h).rejected;
+    assert_null(pk_heap_alloc_bounded(&h, 4097, 0, 4096));
+    expect_fault(PK_ERR_INVALID_ARG, NULL);
+    assert_null(pk_heap_alloc_bounded(&h, 10, 0, 3000));
+    expect_fault(PK_ERR_INVALID_ARG, NULL);
+    assert_null(pk_heap_alloc_bounded(&h, 10, 24, 4096));
+    expect_fault(PK_ERR_INVALID_ARG, NULL);
+    assert_null(pk_heap_alloc_aligned(&h, 10, 3));
+    expect_fault(PK_ERR_INVALID_ARG, NULL);
+    assert_null(pk_alloc_aligned(pk_heap_allocator(&h), 10, 48));
+    expect_fault(PK_ERR_INVALID_ARG, NULL);
+    assert_int_equal(stats_of(&h).rejected, rejected + 5);
+    while (n > 0) {
+        assert_int_equal(pk_heap_free(&h, blocks[--n]), PK_OK);
+    }
+    assert_whole(&h);
+}
+
+static void test_too_large_is_a_failure(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 16), PK_OK);
+    static const size_t sizes[] = {SIZE_MAX, SIZE_MAX - 8, SIZE_MAX / 2, (size_t)1 << PK_HEAP_MAX_LOG2,
+                                   1 << 16, (1 << 16) - 64};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        assert_null(pk_heap_alloc(&h, sizes[i]));
+        assert_null(pk_heap_alloc_aligned(&h, sizes[i], 4096));
+        assert_null(pk_heap_alloc_bounded(&h, sizes[i], 0, 0));
+    }
+    assert_null(pk_heap_alloc_aligned(&h, 100, (size_t)1 << (PK_HEAP_MAX_LOG2 - 1)));
+    assert_null(pk_calloc(pk_heap_allocator(&h), SIZE_MAX / 2, 3));
+    assert_int_equal(faults.calls, 0);
+    pk_stats s = stats_of(&h);
+    assert_int_equal(s.failures, 3 * (sizeof sizes / sizeof *sizes) + 2);
+    assert_int_equal(s.rejected, 0);
+    assert_whole(&h);
+}
+
+static void test_realloc_in_place_and_moved(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 16), PK_OK);
+    unsigned char *p = pk_heap_realloc(&h, NULL, 100);
+    assert_non_null(p);
+    for (size_t i = 0; i < 100; i++) {
+        p[i] = (unsigned char)i;
+    }
+    /* Grows in place into the free space behind it. */
+    assert_ptr_equal(pk_heap_realloc(&h, p, 1000), p);
+    assert_true(pk_heap_usable_size(&h, p) >= 1000);
+    /* Shrinks in place. */
+    assert_ptr_equal(pk_heap_realloc(&h, p, 50), p);
+    assert_true(pk_heap_usable_size(&h, p) < 100);
+    assert_check_ok(&h);
+    /* Blocked by a neighbour: moves, keeping the contents. */
+    void *wall = pk_heap_alloc(&h, 10);
+    assert_ptr_equal(wall, p + pk_heap_usable_size(&h, p) + sizeof(size_t));
+    unsigned char *q = pk_heap_realloc(&h, p, 3000);
+    assert_non_null(q);
+    assert_ptr_not_equal(q, p);
+    for (size_t i = 0; i < 50; i++) {
+        assert_int_equal(q[i], (unsigned char)i);
+    }
+    assert_int_equal(pk_heap_usable_size(&h, p), 0); /* the old block is free */
+    /* Failure: NULL, and the block is untouched. */
+    uint64_t failures = stats_of(&h).failures;
+    assert_null(pk_heap_realloc(&h, q, 1 << 20));
+    assert_null(pk_heap_realloc(&h, q, SIZE_MAX));
+    assert_int_equal(stats_of(&h).failures, failures + 2);
+    assert_true(pk_heap_usable_size(&h, q) >= 3000);
+    assert_int_equal(q[49], 49);
+    /* Bad pointers are reported as free reports them. */
+    assert_null(pk_heap_realloc(&h, p, 10));
+    expect_fault(PK_ERR_DOUBLE_FREE, p);
+    assert_null(pk_heap_realloc(&h, second, 10));
+    expect_fault(PK_ERR_FOREIGN_PTR, second);
+    /* realloc(p, 0) frees. */
+    assert_null(pk_heap_realloc(&h, q, 0));
+    assert_null(pk_heap_realloc(&h, wall, 0));
+    assert_whole(&h);
+}
+
+static void test_misuse(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 16), PK_OK);
+    unsigned char *a = pk_heap_alloc(&h, 200);
+    unsigned char *b = pk_heap_alloc(&h, 200);
+    unsigned char *c = pk_heap_alloc(&h, 200);
+    memset(a, 0, 200);
+    pk_stats before = stats_of(&h);
+
+    assert_int_equal(pk_heap_free(&h, second), PK_ERR_FOREIGN_PTR);
+    expect_fault(PK_ERR_FOREIGN_PTR, second);
+    assert_int_equal(pk_heap_free(&h, a + 1), PK_ERR_MISALIGNED_PTR);
+    expect_fault(PK_ERR_MISALIGNED_PTR, a + 1);
+    /* An aligned interior pointer whose "header" is impossible (zeros). */
+    assert_int_equal(pk_heap_free(&h, a + 64), PK_ERR_MISALIGNED_PTR);
+    expect_fault(PK_ERR_MISALIGNED_PTR, a + 64);
+    assert_int_equal(pk_heap_free(&h, NULL), PK_OK);
+    assert_int_equal(faults.calls, 0);
+    pk_stats after = stats_of(&h);
+    assert_int_equal(after.rejected, before.rejected + 3);
+    after.rejected = before.rejected;
+    assert_memory_equal(&before, &after, sizeof before);
+    assert_check_ok(&h);
+
+    /* Double frees: plain, after merging into the previous block and after
+     * the next block merged into it (headers intact). */
+    assert_int_equal(pk_heap_free(&h, a), PK_OK);
+    assert_int_equal(pk_heap_free(&h, a), PK_ERR_DOUBLE_FREE);
+    expect_fault(PK_ERR_DOUBLE_FREE, a);
+    assert_int_equal(pk_heap_free(&h, b), PK_OK); /* merges into a */
+    assert_int_equal(pk_heap_free(&h, b), PK_ERR_DOUBLE_FREE);
+    expect_fault(PK_ERR_DOUBLE_FREE, b);
+    assert_int_equal(pk_heap_free(&h, c), PK_OK); /* merges with a+b and the tail */
+    assert_int_equal(pk_heap_free(&h, c), PK_ERR_DOUBLE_FREE);
+    expect_fault(PK_ERR_DOUBLE_FREE, c);
+    assert_whole(&h);
+}
+
+/* Pointers whose "header" looks like a block's but is not one. */
+static void test_forged_headers_rejected(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 16), PK_OK);
+    unsigned char *a = pk_heap_alloc(&h, 512);
+    unsigned char *wall = pk_heap_alloc(&h, 64);
+    memset(a, 0, 512);
+    /* Misaligned, with a plausible used header just before it. */
+    size_t forged = PK_HEAP_MIN_PAYLOAD;
+    memcpy(a, &forged, sizeof forged);
+    assert_int_equal(pk_heap_free(&h, a + sizeof(size_t)), PK_ERR_MISALIGNED_PTR);
+    expect_fault(PK_ERR_MISALIGNED_PTR, a + sizeof(size_t));
+    /* Inside a free block, a stale "used" header whose next block says its
+     * neighbour is free. */
+    assert_int_equal(pk_heap_free(&h, a), PK_OK);
+    unsigned char *inside = a + 256;
+    forged = (size_t)(wall - 2 * sizeof(size_t) + sizeof(size_t) - inside);
+    memcpy(inside - sizeof(size_t), &forged, sizeof forged);
+    assert_int_equal(pk_heap_free(&h, inside), PK_ERR_MISALIGNED_PTR);
+    expect_fault(PK_ERR_MISALIGNED_PTR, inside);
+    assert_int_equal(pk_heap_free(&h, wall), PK_OK);
+    assert_whole(&h);
+}
+
+#if PK_HEAP_STRICT_FREE
+/* With the bitmap of block starts every interior pointer is caught, whatever
+ * the block holds. */
+static void test_strict_interior_pointers(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 16), PK_OK);
+    unsigned char *a = pk_heap_alloc(&h, 512);
+    unsigned char *b = pk_heap_alloc(&h, 64);
+    /* Plant a perfect fake header inside a: a copy of b's. */
+    for (size_t offset = PK_HEAP_ALIGN; offset < 512; offset += PK_HEAP_ALIGN) {
+        memcpy(a + offset - sizeof(size_t), b - sizeof(size_t), sizeof(size_t));
+        assert_int_equal(pk_heap_free(&h, a + offset), PK_ERR_MISALIGNED_PTR);
+        expect_fault(PK_ERR_MISALIGNED_PTR, a + offset);
+    }
+    assert_int_equal(pk_heap_free(&h, b), PK_OK);
+    assert_int_equal(pk_heap_free(&h, a), PK_OK);
+    assert_whole(&h);
+}
+#endif
+
+static void test_regions(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 14), PK_OK);
+    size_t one = stats_of(&h).capacity;
+    assert_int_equal(pk_heap_add_region(&h, NULL, 4096), PK_ERR_INVALID_ARG);
+    assert_int_equal(pk_heap_add_region(&h, arena + 100, 4096), PK_ERR_INVALID_ARG); /* overlaps */
+    assert_int_equal(pk_heap_add_region(&h, second, 8), PK_ERR_INVALID_ARG);         /* too small */
+    assert_int_equal(pk_heap_add_region(&h, second, sizeof second), PK_OK);
+    pk_stats s = stats_of(&h);
+    assert_true(s.capacity > one + sizeof second - sizeof second / 100 - 256);
+    /* Fill both regions; every block lies in one of them. */
+    void *live[4096];
+    size_t n = 0;
+    for (void *p; (p = pk_heap_alloc(&h, 300)) != NULL; n++) {
+        assert_true(n < 4096);
+        unsigned char *b = p;
+        bool in_first = b >= arena && b + 300 <= arena + (1 << 14);
+        bool in_second = b >= second && b + 300 <= second + sizeof second;
+        assert_true(in_first || in_second);
+        live[n] = p;
+    }
+    assert_true(n > (one + sizeof second) / 320 - 4);
+    assert_check_ok(&h);
+    /* A pointer between the regions is foreign. */
+    assert_int_equal(pk_heap_free(&h, arena + (1 << 15)), PK_ERR_FOREIGN_PTR);
+    expect_fault(PK_ERR_FOREIGN_PTR, arena + (1 << 15));
+    while (n > 0) {
+        assert_int_equal(pk_heap_free(&h, live[--n]), PK_OK);
+    }
+    assert_whole(&h);
+    /* No more than PK_HEAP_MAX_REGIONS. */
+    for (size_t i = 2; i < PK_HEAP_MAX_REGIONS; i++) {
+        assert_int_equal(pk_heap_add_region(&h, arena + (1 << 15) + i * 4096, 4096), PK_OK);
+    }
+    assert_int_equal(pk_heap_add_region(&h, arena + (1 << 17), 4096), PK_ERR_INVALID_ARG);
+    assert_whole(&h);
+    assert_int_equal(faults.calls, 0);
+}
+
+/* Corruption: check finds each kind of damage. */
+static void test_check_finds_damage(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 16), PK_OK);
+    unsigned char *a = pk_heap_alloc(&h, 100);
+    unsigned char *b = pk_heap_alloc(&h, 100);
+    unsigned char *c = pk_heap_alloc(&h, 100);
+    unsigned char *d = pk_heap_alloc(&h, 100);
+    assert_int_equal(pk_heap_free(&h, b), PK_OK);
+    assert_int_equal(pk_heap_free(&h, d), PK_OK); /* merges with the tail */
+    assert_check_ok(&h);
+    size_t *header_c = (size_t *)(void *)(c - sizeof(size_t));
+    size_t saved = *header_c;
+
+    *header_c = saved + PK_HEAP_ALIGN; /* a size that overlaps the next block */
+    assert_check_corrupt(&h);
+    *header_c = saved | 1u; /* a live block marked free */
+    assert_check_corrupt(&h);
+    *header_c = saved & ~(size_t)2; /* the previous block's free flag lost */
+    assert_check_corrupt(&h);
+    *header_c = saved;
+    assert_check_ok(&h);
+
+    void **prev_phys_c = (void **)(void *)(c - 2 * sizeof(size_t)); /* b's boundary tag */
+    void *saved_tag = *prev_phys_c;
+    *prev_phys_c = a - 2 * sizeof(size_t);
+    assert_check_corrupt(&h);
+    *prev_phys_c = saved_tag;
+    assert_check_ok(&h);
+
+    void **link_b = (void **)(void *)b; /* b's next_free link */
+    void *saved_link = *link_b;
+    *link_b = b - 2 * sizeof(size_t); /* a cycle */
+    assert_check_corrupt(&h);
+    *link_b = second; /* outside every region */
+    assert_check_corrupt(&h);
+    *link_b = saved_link;
+    assert_check_ok(&h);
+
+    /* A free block on the list of another class (bitmaps kept consistent). */
+    pk_heap_block *head_b = NULL;
+    unsigned fl_b = 0, sl_b = 0;
+    for (unsigned fl = 0; fl < PK_HEAP_FL_COUNT && head_b == NULL; fl++) {
+        for (unsigned sl = 0; sl < PK_HEAP_SL_COUNT; sl++) {
+            if (h.lists[fl][sl] == (pk_heap_block *)(void *)(b - 2 * sizeof(size_t))) {
+                head_b = h.lists[fl][sl];
+                fl_b = fl;
+                sl_b = sl;
+                break;
+            }
+        }
+    }
+    assert_non_null(head_b);
+    unsigned sl_other = sl_b == 0 ? 1 : sl_b - 1;
+    assert_null(h.lists[fl_b][sl_other]);
+    h.lists[fl_b][sl_other] = head_b;
+    h.lists[fl_b][sl_b] = NULL;
+    uint32_t saved_sl = h.sl_bitmap[fl_b];
+    h.sl_bitmap[fl_b] = (saved_sl & ~(1u << sl_b)) | (1u << sl_other);
+    assert_check_corrupt(&h);
+    h.lists[fl_b][sl_b] = head_b;
+    h.lists[fl_b][sl_other] = NULL;
+    h.sl_bitmap[fl_b] = saved_sl;
+    assert_check_ok(&h);
+
+    uint32_t saved_map = h.fl_bitmap;
+    h.fl_bitmap = 0;
+    assert_check_corrupt(&h);
+    h.fl_bitmap = saved_map | (1u << (PK_HEAP_FL_COUNT - 1));
+    assert_check_corrupt(&h);
+    h.fl_bitmap = saved_map;
+    h.in_use++;
+    assert_check_corrupt(&h);
+    h.in_use--;
+    h.free_blocks++;
+    assert_check_corrupt(&h);
+    h.free_blocks--;
+    assert_check_ok(&h);
+    assert_int_equal(pk_heap_free(&h, a), PK_OK);
+    assert_int_equal(pk_heap_free(&h, c), PK_OK);
+    assert_whole(&h);
+}
+
+static unsigned lock_calls;
+
+static void counting_lock(void *ctx)
+{
+    assert_ptr_equal(ctx, &lock_calls);
+    assert_int_equal(lock_depth, 0);
+    lock_depth++;
+    lock_calls++;
+}
+
+static void counting_unlock(void *ctx)
+{
+    assert_ptr_equal(ctx, &lock_calls);
+    assert_int_equal(lock_depth, 1);
+    lock_depth--;
+}
+
+static void test_lock_wraps_every_operation(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 16), PK_OK);
+    pk_lock half = {counting_lock, NULL, &lock_calls};
+    assert_int_equal(pk_heap_set_lock(&h, &half), PK_ERR_INVALID_ARG);
+    pk_lock l = {counting_lock, counting_unlock, &lock_calls};
+    assert_int_equal(pk_heap_set_lock(&h, &l), PK_OK);
+    lock_calls = 0;
+    void *p = pk_heap_alloc(&h, 100);
+    void *q = pk_heap_alloc_aligned(&h, 100, 256);
+    assert_int_equal(lock_calls, 2);
+    assert_int_equal(pk_heap_free(&h, p), PK_OK);
+    assert_int_equal(pk_heap_free(&h, p), PK_ERR_DOUBLE_FREE);
+    assert_int_equal(faults.lock_depth_seen, 0);
+    faults.calls = 0;
+    q = pk_heap_realloc(&h, q, 500);
+    assert_non_null(q);
+    assert_int_equal(pk_heap_usable_size(&h, q) >= 500, 1);
+    pk_stats s;
+    pk_heap_stats(&h, &s);
+    pk_heap_reset_peaks(&h);
+    assert_check_ok(&h);
+    assert_int_equal(pk_heap_free(&h, q), PK_OK);
+    assert_int_equal(lock_depth, 0);
+    assert_true(lock_calls >= 9);
+    assert_int_equal(pk_heap_set_lock(&h, NULL), PK_OK);
+    lock_calls = 0;
+    assert_int_equal(pk_heap_free(&h, pk_heap_alloc(&h, 10)), PK_OK);
+    assert_int_equal(lock_calls, 0);
+    assert_whole(&h);
+}
+
+static void test_peaks_and_names(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 16), PK_OK);
+    void *a = pk_heap_alloc(&h, 1000);
+    void *b = pk_heap_alloc(&h, 1000);
+    assert_int_equal(pk_heap_free(&h, a), PK_OK);
+    pk_stats s = stats_of(&h);
+    assert_int_equal(s.peak_live, 2);
+    assert_true(s.peak_in_use >= 2000);
+    pk_heap_reset_peaks(&h);
+    s = stats_of(&h);
+    assert_int_equal(s.peak_live, 1);
+    assert_int_equal(s.peak_in_use, s.in_use);
+    assert_string_equal(pk_name(pk_heap_allocator(&h)), "heap");
+    pk_heap_set_name(&h, "log records");
+    assert_int_equal(pk_heap_free(&h, a), PK_ERR_DOUBLE_FREE);
+    assert_string_equal(faults.last.allocator, "log records");
+    faults.calls = 0;
+    pk_heap_set_name(&h, NULL);
+    assert_string_equal(pk_name(pk_heap_allocator(&h)), "heap");
+    assert_int_equal(pk_heap_free(&h, b), PK_OK);
+}
+
+/* The randomized driver, through the generic view. */
+static size_t random_ops(void)
+{
+    const char *text = getenv("POOLKIT_RANDOM_OPS");
+    return text != NULL ? (size_t)strtoull(text, NULL, 10) : 1000000;
+}
+
+static void report_line(void *ctx, const char *text)
+{
+    (void)ctx;
+    print_error("%s\n", text);
+}
+
+static pk_driver_slot slots[4096];
+
+static void run_driver(size_t offset, size_t size, size_t min_size, size_t max_size, size_t max_align,
+                       uint64_t seed, size_t ops)
+{
+    pk_driver_fill_garbage(arena + offset, size, seed);
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena + offset, size), PK_OK);
+    pk_driver_config cfg = {
+        .seed = seed,
+        .ops = ops,
+        .min_size = min_size,
+        .max_size = max_size,
+        .max_align = max_align,
+        .default_align = PK_HEAP_ALIGN,
+        .region = arena + offset,
+        .region_size = size,
+        .slots = slots,
+        .slot_count = 4096,
+        .report = report_line,
+    };
+    pk_driver_result result;
+    assert_int_equal(pk_driver_run(pk_heap_allocator(&h), &cfg, &result), 0);
+    assert_int_equal(result.ops, ops);
+    assert_int_equal(faults.calls, 0);
+    assert_whole(&h);
+}
+
+static void test_random_small(void **state)
+{
+    (void)state;
+    run_driver(0, 1 << 16, 0, 256, 0, 11, random_ops());
+}
+
+static void test_random_log_uniform(void **state)
+{
+    (void)state;
+    run_driver(5, sizeof arena - 5, 16, 4096, 0, 12, random_ops());
+}
+
+static void test_random_aligned(void **state)
+{
+    (void)state;
+    run_driver(1, 1 << 18, 1, 2048, 4096, 13, random_ops() / 2);
+}
+
+static void test_random_tiny_heap(void **state)
+{
+    (void)state;
+    run_driver(3, 4096, 0, 512, 64, 14, random_ops() / 4);
+}
+
+static void test_misuse_through_the_driver(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 16), PK_OK);
+    pk_misuse_config cfg = {
+        .region = arena,
+        .region_size = 1 << 16,
+        .alloc_size = 100,
+        .catches_interior = PK_HEAP_STRICT_FREE != 0,
+        .report = report_line,
+    };
+    assert_int_equal(pk_driver_misuse(pk_heap_allocator(&h), &cfg), 0);
+    pk_set_fault_handler(count_fault, NULL);
+    assert_whole(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_init_rejects_bad_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alloc_sizes_and_alignment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_coalescing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_largest_free_is_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aligned_and_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_large_is_a_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_realloc_in_place_and_moved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_misuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_headers_rejected, setup, teardown),
+#if PK_HEAP_STRICT_FREE
+        cmocka_unit_test_setup_teardown(test_strict_interior_pointers, setup, teardown),
+#endif
+        cmocka_unit_test_setup_teardown(test_regions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_finds_damage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_wraps_every_operation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peaks_and_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_misuse_through_the_driver, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_small, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_log_uniform, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_aligned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_tiny_heap, setup, teardown),
+    };
+    return cmocka_run_group_tests_name(PK_HEAP_STRICT_FREE ? "heap (strict free)" : "heap", tests, NULL,
+                                       NULL);
+}
