@@ -37,9 +37,17 @@ struct pk_heap_block {
 #define FLAGS (FLAG_FREE | FLAG_PREV_FREE)
 /* The smallest payload: two list links, and the next block's prev_phys. */
 #define MIN_PAYLOAD (((3 * W + W + A - 1) & ~(A - 1)) - W)
-/* The largest payload whose class fits in the lists. */
-#define MAX_PAYLOAD (((size_t)1 << PK_HEAP_MAX_LOG2) - A - W)
+/* Classes are taken of x = size + W + SMALL_LIMIT: valid sizes give multiples
+ * of A, and small sizes fall in the first level, split linearly in steps of A
+ * (one valid size per class), by the same arithmetic as the others (no
+ * branch). */
 #define SMALL_LIMIT ((size_t)1 << PK_HEAP_FL_SHIFT)
+#define X_OFFSET (SMALL_LIMIT + W)
+/* The largest payload whose class, rounded up for the search, still fits in
+ * the lists (of the valid form). */
+#define MAX_PAYLOAD                                                                 \
+    (((size_t)1 << PK_HEAP_MAX_LOG2) - ((size_t)1 << (PK_HEAP_MAX_LOG2 - 1 - PK_HEAP_SL_LOG2)) - \
+     X_OFFSET - A)
 
 PK_STATIC_ASSERT(sizeof(void *) == sizeof(size_t), "the heap's block layout assumes pointer-sized words");
 PK_STATIC_ASSERT(MIN_PAYLOAD == PK_HEAP_MIN_PAYLOAD, "heap.h's PK_HEAP_MIN_PAYLOAD disagrees");
@@ -88,29 +96,30 @@ static inline size_t adjust_size(size_t request)
     return ((request + W + A - 1) & ~(A - 1)) - W;
 }
 
-static inline void mapping_insert(size_t size, unsigned *fl, unsigned *sl)
+/* The class of a block of `size` payload bytes: the first level is the power
+ * of two of x = size + X_OFFSET, the second its next SL_LOG2 bits. */
+static PK__ALWAYS_INLINE void class_of_x(size_t x, unsigned *fl, unsigned *sl)
 {
-    if (size < SMALL_LIMIT) {
-        *fl = 0;
-        *sl = (unsigned)(size >> PK_HEAP_ALIGN_LOG2);
-    } else {
-        unsigned top = pk__log2_floor(size);
-        *sl = (unsigned)(size >> (top - PK_HEAP_SL_LOG2)) ^ PK_HEAP_SL_COUNT;
-        *fl = top - PK_HEAP_FL_SHIFT + 1;
-    }
+    unsigned top = pk__log2_floor(x);
+    *fl = top - PK_HEAP_FL_SHIFT;
+    *sl = (unsigned)(x >> (top - PK_HEAP_SL_LOG2)) ^ PK_HEAP_SL_COUNT;
 }
 
-/* The class to search so that any block found holds size: size rounded up to
- * the next class boundary. */
-static inline void mapping_search(size_t size, unsigned *fl, unsigned *sl)
+static PK__ALWAYS_INLINE void mapping_insert(size_t size, unsigned *fl, unsigned *sl)
 {
-    if (size >= SMALL_LIMIT) {
-        size += ((size_t)1 << (pk__log2_floor(size) - PK_HEAP_SL_LOG2)) - 1;
-    }
-    mapping_insert(size, fl, sl);
+    class_of_x(size + X_OFFSET, fl, sl);
 }
 
-static void remove_free(pk_heap *h, pk_heap_block *b, unsigned fl, unsigned sl)
+/* The class to search so that any block found holds size: x rounded up to
+ * the next class boundary ("good fit"). */
+static PK__ALWAYS_INLINE void mapping_search(size_t size, unsigned *fl, unsigned *sl)
+{
+    size_t x = size + X_OFFSET;
+    x += ((size_t)1 << (pk__log2_floor(x) - PK_HEAP_SL_LOG2)) - 1;
+    class_of_x(x, fl, sl);
+}
+
+static PK__ALWAYS_INLINE void remove_free(pk_heap *h, pk_heap_block *b, unsigned fl, unsigned sl)
 {
     STEP(h);
     pk_heap_block *prev = b->prev_free;
@@ -129,18 +138,16 @@ static void remove_free(pk_heap *h, pk_heap_block *b, unsigned fl, unsigned sl)
             }
         }
     }
-    h->free_bytes -= block_size(b);
-    h->free_blocks--;
 }
 
-static void remove_free_block(pk_heap *h, pk_heap_block *b)
+static PK__ALWAYS_INLINE void remove_free_block(pk_heap *h, pk_heap_block *b)
 {
     unsigned fl, sl;
     mapping_insert(block_size(b), &fl, &sl);
     remove_free(h, b, fl, sl);
 }
 
-static void insert_free(pk_heap *h, pk_heap_block *b)
+static PK__ALWAYS_INLINE void insert_free(pk_heap *h, pk_heap_block *b)
 {
     STEP(h);
     unsigned fl, sl;
@@ -154,33 +161,44 @@ static void insert_free(pk_heap *h, pk_heap_block *b)
     h->lists[fl][sl] = b;
     h->fl_bitmap |= 1u << fl;
     h->sl_bitmap[fl] |= 1u << sl;
-    h->free_bytes += block_size(b);
-    h->free_blocks++;
 }
 
 /* A free block of a class at or above (fl, sl), or NULL. Two find-first-set
  * operations, no loop. */
-static pk_heap_block *find_suitable(pk_heap *h, unsigned fl, unsigned sl)
+static PK__ALWAYS_INLINE pk_heap_block *find_suitable(pk_heap *h, unsigned *fl, unsigned *sl)
 {
     STEP(h);
-    if (fl >= PK_HEAP_FL_COUNT) {
-        return NULL;
-    }
-    uint32_t sl_map = h->sl_bitmap[fl] & (~(uint32_t)0 << sl);
+    uint32_t sl_map = h->sl_bitmap[*fl] & (~(uint32_t)0 << *sl);
     if (sl_map == 0) {
-        uint32_t fl_map = (uint32_t)(h->fl_bitmap & (~(uint64_t)0 << (fl + 1)));
+        uint32_t fl_map = (uint32_t)(h->fl_bitmap & (~(uint64_t)0 << (*fl + 1)));
         if (fl_map == 0) {
             return NULL;
         }
-        fl = pk__ctz(fl_map);
-        sl_map = h->sl_bitmap[fl];
+        *fl = pk__ctz(fl_map);
+        sl_map = h->sl_bitmap[*fl];
     }
-    sl = pk__ctz(sl_map);
-    return h->lists[fl][sl];
+    *sl = pk__ctz(sl_map);
+    return h->lists[*fl][*sl];
+}
+
+/* Takes b, the head of list (fl, sl), off it. */
+static PK__ALWAYS_INLINE void pop_head(pk_heap *h, pk_heap_block *b, unsigned fl, unsigned sl)
+{
+    STEP(h);
+    pk_heap_block *next = b->next_free;
+    h->lists[fl][sl] = next;
+    if (next != NULL) {
+        next->prev_free = NULL;
+    } else {
+        h->sl_bitmap[fl] &= ~(1u << sl);
+        if (h->sl_bitmap[fl] == 0) {
+            h->fl_bitmap &= ~(1u << fl);
+        }
+    }
 }
 
 #if PK_HEAP_STRICT_FREE
-static const pk_heap_region *region_of(const pk_heap *h, const void *payload);
+static PK__ALWAYS_INLINE const pk_heap_region *region_of(const pk_heap *h, const void *payload);
 
 static inline size_t start_bit(const pk_heap_region *r, const pk_heap_block *b)
 {
@@ -208,10 +226,10 @@ static bool is_start(const pk_heap_region *r, const pk_heap_block *b)
 #define MARK_START(h, b, on) ((void)0)
 #endif
 
-/* Splits `size` payload bytes off the front of b when the rest can make a
- * block; the rest becomes a free block (b's next neighbour is used: b was
- * merged with any free neighbour when it was freed). */
-static void split_tail(pk_heap *h, pk_heap_block *b, size_t size)
+/* Splits `size` payload bytes off the front of the used block b when the rest
+ * can make a block; the rest becomes a free block. b's next neighbour must be
+ * used (a free one would have been merged). */
+static PK__ALWAYS_INLINE void split_tail(pk_heap *h, pk_heap_block *b, size_t size)
 {
     size_t total = block_size(b);
     if (total < size + W + MIN_PAYLOAD) {
@@ -224,20 +242,14 @@ static void split_tail(pk_heap *h, pk_heap_block *b, size_t size)
     pk_heap_block *after = next_phys(rest);
     after->prev_phys = rest;
     after->header |= FLAG_PREV_FREE;
+    h->blocks++;
     MARK_START(h, rest, true);
     insert_free(h, rest);
 }
 
-/* Marks the free block b (already off its list) used, trimmed to size. */
-static void *use_block(pk_heap *h, pk_heap_block *b, size_t size)
+static PK__ALWAYS_INLINE void count_alloc(pk_heap *h, size_t size)
 {
-    /* The rest of a free block is free: mark it so before splitting. */
-    b->header |= FLAG_FREE;
-    split_tail(h, b, size);
-    b->header &= ~FLAG_FREE;
-    pk_heap_block *after = next_phys(b);
-    after->header &= ~FLAG_PREV_FREE;
-    h->in_use += block_size(b);
+    h->in_use += size;
     h->live++;
     h->allocs++;
     if (h->in_use > h->peak_in_use) {
@@ -246,6 +258,27 @@ static void *use_block(pk_heap *h, pk_heap_block *b, size_t size)
     if (h->live > h->peak_live) {
         h->peak_live = h->live;
     }
+}
+
+/* Hands out b, a free block off its list (its next neighbour says PREV_FREE),
+ * trimmed to size: the rest, if it can make a block, stays free. */
+static PK__ALWAYS_INLINE void *use_block(pk_heap *h, pk_heap_block *b, size_t size)
+{
+    size_t total = block_size(b);
+    if (total >= size + W + MIN_PAYLOAD) {
+        STEP(h);
+        pk_heap_block *rest = (pk_heap_block *)(void *)(payload_of(b) + size - W);
+        rest->header = (total - size - W) | FLAG_FREE;
+        b->header = size | (b->header & FLAG_PREV_FREE);
+        next_phys(rest)->prev_phys = rest;
+        h->blocks++;
+        MARK_START(h, rest, true);
+        insert_free(h, rest);
+    } else {
+        b->header &= ~FLAG_FREE;
+        next_phys(b)->header &= ~FLAG_PREV_FREE;
+    }
+    count_alloc(h, block_size(b));
     return payload_of(b);
 }
 
@@ -314,6 +347,7 @@ static void attach_region(pk_heap *h, const pk_heap_region *r)
     pk_heap_block *first = block_of(r->start);
     h->regions[h->region_count++] = *r;
     h->capacity += block_size(first);
+    h->blocks++;
     MARK_START(h, first, true);
     insert_free(h, first);
 }
@@ -349,12 +383,16 @@ pk_status pk_heap_add_region(pk_heap *h, void *buf, size_t size)
 }
 
 /* The region whose blocks hold payload address p, or NULL. O(regions), at most
- * PK_HEAP_MAX_REGIONS. */
-static const pk_heap_region *region_of(const pk_heap *h, const void *p)
+ * PK_HEAP_MAX_REGIONS; the first region is tried first. */
+static PK__ALWAYS_INLINE const pk_heap_region *region_of(const pk_heap *h, const void *p)
 {
-    for (size_t i = 0; i < h->region_count; i++) {
+    const unsigned char *at = p;
+    if ((size_t)(at - h->regions[0].start) < (size_t)(h->regions[0].end - h->regions[0].start)) {
+        return &h->regions[0];
+    }
+    for (size_t i = 1; i < h->region_count; i++) {
         const pk_heap_region *r = &h->regions[i];
-        if ((const unsigned char *)p >= r->start && (const unsigned char *)p < r->end) {
+        if (at >= r->start && at < r->end) {
             return r;
         }
     }
@@ -364,7 +402,7 @@ static const pk_heap_region *region_of(const pk_heap *h, const void *p)
 /* Why p cannot be freed, or PK_OK when it is a live block's payload: it lies
  * in a region, is aligned, its header is possible (size of the valid form,
  * inside the region, the next block's PREV_FREE clear) and says used. */
-static pk_status validate(const pk_heap *h, const void *p)
+static PK__ALWAYS_INLINE pk_status validate(const pk_heap *h, const void *p)
 {
     const pk_heap_region *r = region_of(h, p);
     if (r == NULL) {
@@ -382,7 +420,8 @@ static pk_status validate(const pk_heap *h, const void *p)
                                                                           : PK_ERR_MISALIGNED_PTR;
     }
 #endif
-    if (size < MIN_PAYLOAD || (size + W) % A != 0 || size > (size_t)(r->end - payload_of(b)) - W) {
+    /* size - MIN wraps for a size below MIN: one comparison bounds both ends. */
+    if ((size + W) % A != 0 || size - MIN_PAYLOAD > (size_t)(r->end - payload_of(b)) - W - MIN_PAYLOAD) {
         return PK_ERR_MISALIGNED_PTR;
     }
     if (is_free(b)) {
@@ -394,23 +433,28 @@ static pk_status validate(const pk_heap *h, const void *p)
     return PK_OK;
 }
 
-/* Searches a block of at least size bytes and takes it off its list. */
-static pk_heap_block *take_block(pk_heap *h, size_t size)
+/* Searches a free block of at least size bytes (a valid payload size, or 0 for
+ * "too large") and takes it off its list. */
+static PK__ALWAYS_INLINE pk_heap_block *take_block(pk_heap *h, size_t size)
 {
+    if (size == 0) {
+        return NULL;
+    }
     unsigned fl, sl;
     STEP(h);
     mapping_search(size, &fl, &sl);
-    pk_heap_block *b = find_suitable(h, fl, sl);
+    pk_heap_block *b = find_suitable(h, &fl, &sl);
     if (b != NULL) {
-        remove_free_block(h, b);
+        pop_head(h, b, fl, sl);
     }
     return b;
 }
 
-static void *alloc_locked(pk_heap *h, size_t size)
+/* The allocation itself, with the lock held if there is one. Calls nothing. */
+static PK__ALWAYS_INLINE void *alloc_core(pk_heap *h, size_t size)
 {
     size_t adjusted = adjust_size(size);
-    pk_heap_block *b = adjusted != 0 ? take_block(h, adjusted) : NULL;
+    pk_heap_block *b = take_block(h, adjusted);
     if (b == NULL) {
         h->failures++;
         return NULL;
@@ -418,19 +462,35 @@ static void *alloc_locked(pk_heap *h, size_t size)
     return use_block(h, b, adjusted);
 }
 
-void *pk_heap_alloc(pk_heap *h, size_t size)
+static inline void reset_steps(pk_heap *h)
 {
-    pk__lock(&h->lock);
 #ifdef PK_HEAP_COUNT_STEPS
     h->steps = 0;
+#else
+    (void)h;
 #endif
-    void *p = alloc_locked(h, size);
+}
+
+PK__SLOW_PATH static void *alloc_with_lock(pk_heap *h, size_t size)
+{
+    pk__lock(&h->lock);
+    reset_steps(h);
+    void *p = alloc_core(h, size);
     pk__unlock(&h->lock);
     return p;
 }
 
+void *pk_heap_alloc(pk_heap *h, size_t size)
+{
+    if (h->lock.lock != NULL) {
+        return alloc_with_lock(h, size);
+    }
+    reset_steps(h);
+    return alloc_core(h, size);
+}
+
 /* size bytes whose payload is aligned to align (a power of two above A). */
-static void *alloc_aligned_locked(pk_heap *h, size_t size, size_t align)
+static void *alloc_aligned_core(pk_heap *h, size_t size, size_t align)
 {
     size_t adjusted = adjust_size(size);
     size_t search = 0;
@@ -439,7 +499,7 @@ static void *alloc_aligned_locked(pk_heap *h, size_t size, size_t align)
         h->failures++;
         return NULL;
     }
-    pk_heap_block *b = take_block(h, search);
+    pk_heap_block *b = take_block(h, adjust_size(search));
     if (b == NULL) {
         h->failures++;
         return NULL;
@@ -455,29 +515,37 @@ static void *alloc_aligned_locked(pk_heap *h, size_t size, size_t align)
         STEP(h);
         pk_heap_block *front = b;
         b = block_of((void *)aligned);
-        b->header = (block_size(front) - gap) | FLAG_PREV_FREE;
+        b->header = (block_size(front) - gap) | FLAG_FREE | FLAG_PREV_FREE;
         b->prev_phys = front;
         front->header = (gap - W) | FLAG_FREE | (front->header & FLAG_PREV_FREE);
         next_phys(b)->prev_phys = b;
+        h->blocks++;
         MARK_START(h, b, true);
         insert_free(h, front);
     }
     return use_block(h, b, adjusted);
 }
 
+PK__SLOW_PATH static void *reject_alloc(pk_heap *h)
+{
+    pk__lock(&h->lock);
+    h->rejected++;
+    pk__unlock(&h->lock);
+    (void)pk_report_fault(PK_ERR_INVALID_ARG, heap_name(h), NULL);
+    return NULL;
+}
+
 void *pk_heap_alloc_aligned(pk_heap *h, size_t size, size_t align)
 {
     if (align != 0 && !pk__is_pow2(align)) {
-        pk__lock(&h->lock);
-        h->rejected++;
-        pk__unlock(&h->lock);
-        return (void)pk_report_fault(PK_ERR_INVALID_ARG, heap_name(h), NULL), NULL;
+        return reject_alloc(h);
+    }
+    if (align <= A) {
+        return pk_heap_alloc(h, size);
     }
     pk__lock(&h->lock);
-#ifdef PK_HEAP_COUNT_STEPS
-    h->steps = 0;
-#endif
-    void *p = align <= A ? alloc_locked(h, size) : alloc_aligned_locked(h, size, align);
+    reset_steps(h);
+    void *p = alloc_aligned_core(h, size, align);
     pk__unlock(&h->lock);
     return p;
 }
@@ -487,10 +555,7 @@ void *pk_heap_alloc_bounded(pk_heap *h, size_t size, size_t align, size_t bounda
     bool bad_align = align != 0 && !pk__is_pow2(align);
     bool bad_boundary = boundary != 0 && (!pk__is_pow2(boundary) || size > boundary);
     if (bad_align || bad_boundary) {
-        pk__lock(&h->lock);
-        h->rejected++;
-        pk__unlock(&h->lock);
-        return (void)pk_report_fault(PK_ERR_INVALID_ARG, heap_name(h), NULL), NULL;
+        return reject_alloc(h);
     }
     /* Aligned to the next power of two of size (at most boundary), the block
      * cannot cross a multiple of boundary. */
@@ -502,7 +567,7 @@ void *pk_heap_alloc_bounded(pk_heap *h, size_t size, size_t align, size_t bounda
 }
 
 /* Frees the used block b (validated), merging it with free neighbours. */
-static void release_block(pk_heap *h, pk_heap_block *b)
+static PK__ALWAYS_INLINE void release_block(pk_heap *h, pk_heap_block *b)
 {
     h->in_use -= block_size(b);
     h->live--;
@@ -514,6 +579,7 @@ static void release_block(pk_heap *h, pk_heap_block *b)
         remove_free_block(h, prev);
         MARK_START(h, b, false);
         prev->header += W + block_size(b);
+        h->blocks--;
         b = prev;
     }
     pk_heap_block *next = next_phys(b);
@@ -522,6 +588,7 @@ static void release_block(pk_heap *h, pk_heap_block *b)
         remove_free_block(h, next);
         MARK_START(h, next, false);
         b->header += W + block_size(next);
+        h->blocks--;
         next = next_phys(b);
     }
     next->prev_phys = b;
@@ -529,23 +596,40 @@ static void release_block(pk_heap *h, pk_heap_block *b)
     insert_free(h, b);
 }
 
-pk_status pk_heap_free(pk_heap *h, void *p)
+/* The free itself, with the lock held if there is one. Calls nothing. */
+static PK__ALWAYS_INLINE pk_status free_core(pk_heap *h, void *p)
 {
-    if (p == NULL) {
-        return PK_OK;
-    }
-    pk__lock(&h->lock);
-#ifdef PK_HEAP_COUNT_STEPS
-    h->steps = 0;
-#endif
     pk_status status = validate(h, p);
     if (status == PK_OK) {
         release_block(h, block_of(p));
     } else {
         h->rejected++;
     }
-    pk__unlock(&h->lock);
+    return status;
+}
+
+PK__SLOW_PATH static pk_status free_slow(pk_heap *h, void *p, pk_status status)
+{
+    if (p == NULL) {
+        return PK_OK;
+    }
+    if (status == PK_OK) { /* not tried yet: a lock is set */
+        pk__lock(&h->lock);
+        reset_steps(h);
+        status = free_core(h, p);
+        pk__unlock(&h->lock);
+    }
     return status == PK_OK ? PK_OK : pk_report_fault(status, heap_name(h), p);
+}
+
+pk_status pk_heap_free(pk_heap *h, void *p)
+{
+    if (h->lock.lock != NULL || p == NULL) {
+        return free_slow(h, p, PK_OK);
+    }
+    reset_steps(h);
+    pk_status status = free_core(h, p);
+    return status == PK_OK ? PK_OK : free_slow(h, p, status);
 }
 
 /* Resizes the live block b in place when it can: shrinking, or growing into
@@ -554,24 +638,21 @@ static bool resize_in_place(pk_heap *h, pk_heap_block *b, size_t adjusted)
 {
     size_t size = block_size(b);
     pk_heap_block *next = next_phys(b);
-    if (adjusted > size) {
-        if (!is_free(next) || size + W + block_size(next) < adjusted) {
-            return false;
-        }
+    bool fits_with_next = is_free(next) && size + W + block_size(next) >= adjusted;
+    if (adjusted > size && !fits_with_next) {
+        return false;
+    }
+    if (is_free(next)) {
+        /* Growing into the free neighbour, or shrinking beside it: merge it,
+         * then split what is not needed back off. */
         remove_free_block(h, next);
         MARK_START(h, next, false);
         b->header += W + block_size(next);
-    } else if (is_free(next)) {
-        /* Shrinking beside a free block: merge the freed tail into it. */
-        remove_free_block(h, next);
-        MARK_START(h, next, false);
-        b->header += W + block_size(next);
+        h->blocks--;
+        next_phys(b)->header &= ~FLAG_PREV_FREE;
     }
     h->in_use -= size;
-    b->header |= FLAG_FREE;
     split_tail(h, b, adjusted);
-    b->header &= ~FLAG_FREE;
-    next_phys(b)->header &= ~FLAG_PREV_FREE;
     h->in_use += block_size(b);
     if (h->in_use > h->peak_in_use) {
         h->peak_in_use = h->in_use;
@@ -625,6 +706,13 @@ size_t pk_heap_usable_size(const pk_heap *h, const void *p)
     return size;
 }
 
+/* Payload bytes of the free blocks: what the regions hold less the live
+ * payloads and the headers of the blocks past each region's first. */
+static size_t free_payload(const pk_heap *h)
+{
+    return h->capacity - h->in_use - W * (h->blocks - h->region_count);
+}
+
 /* The largest request that succeeds now: the lower bound of the highest
  * non-empty class, as a valid payload size (see mapping_search). */
 static size_t largest_request(const pk_heap *h)
@@ -634,13 +722,8 @@ static size_t largest_request(const pk_heap *h)
     }
     unsigned fl = pk__log2_floor(h->fl_bitmap);
     unsigned sl = pk__log2_floor(h->sl_bitmap[fl]);
-    if (fl == 0) {
-        /* Small classes are exact: every block in class sl has this size. */
-        return (size_t)(sl + 1) * A - W;
-    }
-    size_t width = (size_t)1 << (fl + PK_HEAP_FL_SHIFT - 1 - PK_HEAP_SL_LOG2);
-    size_t low = ((size_t)1 << (fl + PK_HEAP_FL_SHIFT - 1)) + sl * width;
-    return ((low + W) & ~(A - 1)) - W;
+    size_t low_x = (size_t)(PK_HEAP_SL_COUNT + sl) << (fl + PK_HEAP_FL_SHIFT - PK_HEAP_SL_LOG2);
+    return low_x - X_OFFSET; /* of the valid form: low_x is a multiple of A */
 }
 
 void pk_heap_stats(const pk_heap *h, pk_stats *out)
@@ -651,7 +734,7 @@ void pk_heap_stats(const pk_heap *h, pk_stats *out)
         .in_use = h->in_use,
         .requested = h->in_use,
         .peak_in_use = h->peak_in_use,
-        .free_bytes = h->free_bytes,
+        .free_bytes = free_payload(h),
         .largest_free = largest_request(h),
         .block_size = 0,
         .live = h->live,
@@ -767,7 +850,7 @@ static bool heap_consistent(const pk_heap *h)
     }
     return walk_regions(h, &used_bytes, &free_bytes, &used, &free_count) &&
            walk_lists(h, free_count, &listed) && listed == free_count &&
-           free_count == h->free_blocks && free_bytes == h->free_bytes &&
+           free_count + used == h->blocks && free_bytes == free_payload(h) &&
            used_bytes == h->in_use && used == h->live && h->frees <= h->allocs &&
            h->allocs - h->frees == h->live && h->peak_in_use >= h->in_use &&
            h->peak_live >= h->live;

@@ -32,8 +32,8 @@
  * PK_HEAP_MAX_LOG2 (default 32 on 64-bit targets, 31 on 32-bit ones: blocks
  * and regions up to 2^MAX_LOG2 bytes), PK_HEAP_MAX_REGIONS (default 8). The
  * control structure holds PK_HEAP_FL_COUNT * PK_HEAP_SL_COUNT list heads
- * (24 * 32 pointers, 6 KiB, with the defaults on x86-64); a small MCU may
- * choose SL_LOG2 4 and MAX_LOG2 20 (14 * 16 heads, under 1 KiB).
+ * (23 * 32 pointers, 5.9 KiB, with the defaults on x86-64); a small MCU may
+ * choose SL_LOG2 4 and MAX_LOG2 20 (13 * 16 heads, under 1 KiB).
  *
  * Thread and ISR safety: set a lock with pk_heap_set_lock before sharing;
  * alloc and free hold it for a bounded time and are ISR-safe when it is.
@@ -73,9 +73,10 @@ extern "C" {
 #define PK_HEAP_ALIGN_LOG2                                                          \
     (PK_MAX_ALIGN >= 64 ? 6 : PK_MAX_ALIGN >= 32 ? 5 : PK_MAX_ALIGN >= 16 ? 4 :      \
      PK_MAX_ALIGN >= 8 ? 3 : 2)
-/* Sizes below 2^PK_HEAP_FL_SHIFT share the first list level, split linearly. */
+/* Sizes below 2^PK_HEAP_FL_SHIFT share the first list level, split linearly
+ * in steps of PK_HEAP_ALIGN. */
 #define PK_HEAP_FL_SHIFT (PK_HEAP_SL_LOG2 + PK_HEAP_ALIGN_LOG2)
-#define PK_HEAP_FL_COUNT (PK_HEAP_MAX_LOG2 - PK_HEAP_FL_SHIFT + 1)
+#define PK_HEAP_FL_COUNT (PK_HEAP_MAX_LOG2 - PK_HEAP_FL_SHIFT)
 
 PK_STATIC_ASSERT(PK_HEAP_SL_LOG2 >= 1 && PK_HEAP_SL_LOG2 <= 5, "PK_HEAP_SL_LOG2 must be 1..5");
 PK_STATIC_ASSERT(PK_HEAP_MAX_LOG2 > PK_HEAP_FL_SHIFT && PK_HEAP_MAX_LOG2 < sizeof(size_t) * CHAR_BIT,
@@ -105,8 +106,7 @@ typedef struct pk_heap {
     size_t capacity;                            /* payload bytes of the regions when empty */
     size_t in_use;                              /* payload bytes of live blocks */
     size_t peak_in_use;
-    size_t free_bytes;                          /* payload bytes of free blocks */
-    size_t free_blocks;
+    size_t blocks;                              /* blocks in all regions, live and free */
     size_t live, peak_live;
     uint64_t allocs, frees, failures, rejected;
     unsigned long steps;                        /* test builds: inner steps of the last call */

@@ -23,6 +23,14 @@ void pk__fault_print(const pk_fault *f, void *ctx);
 #define PK__SLOW_PATH
 #endif
 
+/* Inlines a small helper of a fast path even where it is called from several
+ * places, so that alloc and free make no inner calls. */
+#if defined(__GNUC__) || defined(__clang__)
+#define PK__ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define PK__ALWAYS_INLINE inline
+#endif
+
 static inline void pk__lock(const pk_lock *l)
 {
     if (l->lock != NULL) {
