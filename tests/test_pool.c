@@ -242,7 +242,7 @@ static void test_misuse_through_the_driver(void **state)
         size_t size = PK_POOL_BUFFER_SIZE(sizes[i], 20, 0);
         assert_int_equal(pk_pool_init(&p, arena + 1, size, sizes[i], 0), PK_OK);
         pk_misuse_config cfg = {arena + 1, size, sizes[i] < sizeof(void *) ? sizes[i] : sizes[i],
-                                sizes[i] > 1, sizes[i] >= sizeof(void *) ? 20 : 0, NULL, NULL};
+                                sizes[i] > 1, sizes[i] >= sizeof(void *) ? 20 : 0, NULL, NULL, false};
         assert_int_equal(pk_driver_misuse(pk_pool_allocator(&p), &cfg), 0);
         pk_set_fault_handler(count_fault, NULL);
         assert_check_ok(&p);

@@ -8,6 +8,7 @@
 #include "poolkit/allocator.h"
 #include "poolkit/pool.h"
 #include "poolkit/heap.h"
+#include "poolkit/arena.h"
 
 #if PK_HOSTED
 #include "poolkit/pthread_lock.h"

@@ -89,6 +89,8 @@ typedef struct {
     uint64_t rng;
     size_t live;
     size_t requested; /* sum of live requests */
+    size_t requested_all; /* sum of every request of the run */
+    size_t in_use;    /* stats.in_use at the last check (frees_reclaim_nothing) */
     size_t op;
     pk_stats base;    /* stats when the run started */
     pk_driver_result result;
@@ -163,7 +165,8 @@ static void do_alloc(run *r)
     }
     uintptr_t addr = (uintptr_t)p;
     uintptr_t region = (uintptr_t)cfg->region;
-    size_t need = align > cfg->default_align ? align : cfg->default_align;
+    size_t need = align > cfg->default_align || (align != 0 && cfg->align_as_asked) ? align
+                                                                                  : cfg->default_align;
     if (need != 0 && addr % need != 0) {
         fail(r, "block not aligned");
     }
@@ -177,6 +180,7 @@ static void do_alloc(run *r)
     s->token = (uint32_t)pk_driver_next_random(&r->rng);
     stamp(s);
     r->requested += size;
+    r->requested_all += size;
     r->result.allocs++;
     if (r->live > r->result.max_live) {
         r->result.max_live = r->live;
@@ -237,7 +241,7 @@ static void check_stats(run *r)
     const pk_driver_config *cfg = r->cfg;
     pk_stats s;
     pk_stats_get(r->a, &s);
-    size_t live = r->base.live + r->live;
+    size_t live = r->base.live + (cfg->frees_reclaim_nothing ? r->result.allocs : r->live);
     if (s.live != live) {
         fail(r, "stats.live differs from the shadow");
     }
@@ -254,9 +258,15 @@ static void check_stats(run *r)
         s.largest_free > s.free_bytes) {
         fail(r, "stats inconsistent (requested <= in_use <= capacity, largest_free <= free_bytes)");
     }
-    if (cfg->requested_exact ? s.requested != r->base.requested + r->requested
-                             : s.requested < r->base.requested + r->requested) {
+    size_t requested = r->base.requested + (cfg->frees_reclaim_nothing ? r->requested_all : r->requested);
+    if (cfg->requested_exact ? s.requested != requested : s.requested < requested) {
         fail(r, "stats.requested differs from the sum of requests");
+    }
+    if (cfg->frees_reclaim_nothing) {
+        if (s.in_use < r->in_use || s.in_use < r->base.in_use) {
+            fail(r, "stats.in_use went down although frees reclaim nothing");
+        }
+        r->in_use = s.in_use;
     }
     if (s.peak_live < live || s.peak_live < r->result.max_live || s.peak_in_use < s.in_use) {
         fail(r, "peaks below current or seen values");
@@ -435,7 +445,9 @@ unsigned pk_driver_misuse(pk_allocator *a, const pk_misuse_config *cfg)
     if (pk_free(a, q) != PK_OK || m.log.calls != 0) {
         misuse_fail(&m, "double free", "first free failed");
     }
-    expect_rejected_free(&m, "double free", q, PK_ERR_DOUBLE_FREE);
+    if (!cfg->skips_double_free) {
+        expect_rejected_free(&m, "double free", q, PK_ERR_DOUBLE_FREE);
+    }
     m.log.calls = 0;
     if (pk_free(a, NULL) != PK_OK || m.log.calls != 0) {
         misuse_fail(&m, "free(NULL)", "not a silent no-op");
@@ -443,7 +455,9 @@ unsigned pk_driver_misuse(pk_allocator *a, const pk_misuse_config *cfg)
     if (pk_free(a, p) != PK_OK) {
         misuse_fail(&m, "cleanup", "free of a live block refused");
     }
-    expect_rejected_free(&m, "double free after the pool emptied", p, PK_ERR_DOUBLE_FREE);
+    if (!cfg->skips_double_free) {
+        expect_rejected_free(&m, "double free after the pool emptied", p, PK_ERR_DOUBLE_FREE);
+    }
 
     /* Nothing was lost: every block can still be had, and given back. */
     if (cfg->capacity_blocks != 0) {

@@ -47,6 +47,15 @@ typedef struct {
     size_t slot_count;         /* most live blocks the driver will hold */
     pk_driver_reporter report;
     void *report_ctx;
+    /* A free returns PK_OK and is counted but gives nothing back (the arena):
+     * stats.live counts every allocation of the run, stats.requested sums
+     * every request (exactly, with requested_exact), and stats.in_use never
+     * goes down. The driver still frees its blocks (shadow, stamps, overlap). */
+    bool frees_reclaim_nothing;
+    /* An explicit alignment is honoured as asked, so a block asked with an
+     * align below default_align need only have that align (the arena);
+     * default_align then applies to blocks asked with the default only. */
+    bool align_as_asked;
 } pk_driver_config;
 
 typedef struct {
@@ -66,10 +75,12 @@ typedef struct {
     size_t capacity_blocks;      /* blocks of alloc_size it can hold when empty, 0 = unknown */
     pk_driver_reporter report;
     void *report_ctx;
+    bool skips_double_free;      /* a double free is not detectable (the arena: PK_OK) */
 } pk_misuse_config;
 
-/* Provokes each misuse the allocator must catch (foreign pointer, interior
- * pointer, double free, free of a stale pointer after reuse) and checks for
+/* Provokes each misuse the allocator must catch (a foreign pointer, a pointer
+ * past the region; interior pointers if catches_interior; a double free, and
+ * one after the allocator emptied, unless skips_double_free) and checks for
  * each: the status, exactly one fault handler call with that kind, the
  * allocator's name and the pointer, nothing changed (stats, check), and at
  * the end that every block can still be had. The allocator must be empty.
