@@ -9,6 +9,7 @@
 #include "poolkit/pool.h"
 #include "poolkit/heap.h"
 #include "poolkit/arena.h"
+#include "poolkit/fit.h"
 
 #if PK_HOSTED
 #include "poolkit/pthread_lock.h"
