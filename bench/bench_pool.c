@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "poolkit/arena.h"
 #include "poolkit/pool.h"
 
 #define BLOCK_SIZE 64
@@ -87,6 +88,31 @@ __attribute__((noinline)) static void run_pairs_malloc(size_t size, long pairs)
     }
 }
 
+/* The arena has no free: each iteration allocates 64 bytes and calls the same
+ * empty release as the empty loop, so that the difference is the alloc; the
+ * arena is reset when full (once per BLOCKS allocations, off the common path). */
+static pk_arena bench_arena;
+static _Alignas(16) unsigned char arena_storage[BLOCK_SIZE * BLOCKS];
+typedef void *(*arena_alloc_fn)(pk_arena *, size_t, size_t);
+typedef void (*arena_release_fn)(pk_arena *, void *);
+static void arena_release(pk_arena *a, void *block) { (void)a; (void)block; }
+
+__attribute__((noinline)) static void run_pairs_pk_arena(pk_arena *ctx, long pairs)
+{
+    arena_alloc_fn volatile alloc = pk_arena_alloc;
+    arena_release_fn volatile release = arena_release;
+    for (long i = 0; i < pairs; i++) {
+        void *block = alloc(ctx, BLOCK_SIZE, 0);
+        if (block == NULL) {
+            pk_arena_reset(ctx);
+            block = alloc(ctx, BLOCK_SIZE, 0);
+        }
+        release(ctx, block);
+    }
+}
+
+static void run_arena(long pairs) { run_pairs_pk_arena(&bench_arena, pairs); }
+
 static void run_empty(long pairs) { run_pairs_empty(&bench_list, pairs); }
 static void run_pool(long pairs) { run_pairs_pk_pool(&bench_pool, pairs); }
 static void run_list(long pairs) { run_pairs_freelist(&bench_list, pairs); }
@@ -101,6 +127,7 @@ static const bench_mode modes[] = {
     {"empty", run_empty},
     {"pk_pool", run_pool},
     {"freelist", run_list},
+    {"pk_arena", run_arena},
     {"malloc", run_malloc},
 };
 #define MODE_COUNT (sizeof modes / sizeof modes[0])
@@ -111,6 +138,9 @@ static void setup(void)
         list_release(&bench_list, &list_storage[i * BLOCK_SIZE]);
     }
     /* Warm both pools and malloc's caches so that the first pair is no outlier. */
+    if (pk_arena_init(&bench_arena, arena_storage, sizeof arena_storage) != PK_OK) {
+        abort();
+    }
     void *block = pk_pool_alloc(&bench_pool);
     (void)pk_pool_free(&bench_pool, block);
     free(malloc(BLOCK_SIZE));
@@ -155,7 +185,8 @@ int main(int argc, char **argv)
     if (argc == 3) {
         const bench_mode *m = find_mode(argv[1]);
         if (m == NULL) {
-            fprintf(stderr, "bench_pool: unknown mode '%s' (empty, pk_pool, freelist, malloc)\n", argv[1]);
+            fprintf(stderr, "bench_pool: unknown mode '%s' (empty, pk_pool, freelist, pk_arena, malloc)\n",
+                    argv[1]);
             return 2;
         }
         setup();

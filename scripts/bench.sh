@@ -36,11 +36,12 @@ echo "== Fixed-size pool"
 empty=$(instructions empty)
 echo "Alloc+free pairs of 64-byte blocks, $(${CC:-gcc} --version | head -1), -O2, $(uname -m)"
 echo "called through function pointers; net of the loop calling empty functions"
+echo "(pk_arena: an alloc of 64 bytes, reset when full; an arena has no free)"
 echo
 printf '%-10s %22s\n' allocator 'instructions per pair'
 status=0
 missed=()
-for mode in pk_pool freelist malloc; do
+for mode in pk_pool freelist pk_arena malloc; do
     total=$(instructions "$mode")
     net=$(( (total - empty + pairs / 2) / pairs ))
     note=""

@@ -46,7 +46,7 @@ static size_t padding(const pk_arena *a, size_t align)
 
 /* The bump: a block of size bytes aligned to align, or NULL when it does not
  * fit (counted as a failure). Called with the lock, on an unsealed arena. */
-static unsigned char *bump(pk_arena *a, size_t size, size_t align)
+static PK__ALWAYS_INLINE unsigned char *bump(pk_arena *a, size_t size, size_t align)
 {
     size_t left = a->size - a->used;
     size_t pad = padding(a, align);
@@ -85,7 +85,7 @@ pk_status pk_arena_init(pk_arena *a, void *buf, size_t size)
 }
 
 /* Counts a refused call and reports it, after the lock is released. */
-static void *refuse(pk_arena *a, pk_status kind, const void *ptr, bool locked)
+PK__SLOW_PATH static void *refuse(pk_arena *a, pk_status kind, const void *ptr, bool locked)
 {
     if (!locked) {
         pk__lock(&a->lock);
@@ -97,13 +97,8 @@ static void *refuse(pk_arena *a, pk_status kind, const void *ptr, bool locked)
     return NULL;
 }
 
-void *pk_arena_alloc(pk_arena *a, size_t size, size_t align)
+PK__SLOW_PATH static void *alloc_locked(pk_arena *a, size_t size, size_t align)
 {
-    if (align == 0) {
-        align = PK_MAX_ALIGN;
-    } else if (!pk__is_pow2(align)) {
-        return refuse(a, PK_ERR_INVALID_ARG, NULL, false);
-    }
     pk__lock(&a->lock);
     if (a->sealed) {
         return refuse(a, PK_ERR_SEALED, NULL, true);
@@ -111,6 +106,22 @@ void *pk_arena_alloc(pk_arena *a, size_t size, size_t align)
     unsigned char *block = bump(a, size, align);
     pk__unlock(&a->lock);
     return block;
+}
+
+void *pk_arena_alloc(pk_arena *a, size_t size, size_t align)
+{
+    if (align == 0) {
+        align = PK_MAX_ALIGN;
+    } else if (!pk__is_pow2(align)) {
+        return refuse(a, PK_ERR_INVALID_ARG, NULL, false);
+    }
+    if (a->lock.lock != NULL) {
+        return alloc_locked(a, size, align);
+    }
+    if (a->sealed) {
+        return refuse(a, PK_ERR_SEALED, NULL, false);
+    }
+    return bump(a, size, align); /* no lock, no call: the common path */
 }
 
 void pk_arena_seal(pk_arena *a)
