@@ -58,6 +58,77 @@ PK_STATIC_ASSERT(MIN_PAYLOAD == PK_HEAP_MIN_PAYLOAD, "heap.h's PK_HEAP_MIN_PAYLO
 #define STEP(h) ((void)0)
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define UNLIKELY(x) (x)
+#endif
+
+/* Classes. A block of payload `size` has x = size + X_OFFSET; its level is
+ * t = log2(x) (FL_SHIFT <= t < MAX_LOG2) and its second-level class sl the
+ * next SL_LOG2 bits of x. A class is named by one number, c = t * SL_COUNT +
+ * sl: its list is lists[c - LIST_BASE]; its bitmap word is sl_bitmap[t]
+ * (indexed by the level itself: the first FL_SHIFT words stay 0) and
+ * fl_bitmap's bit is t. */
+#define SL_LOG2 PK_HEAP_SL_LOG2
+#define SL_COUNT ((size_t)PK_HEAP_SL_COUNT)
+#define LIST_BASE ((size_t)PK_HEAP_FL_SHIFT << SL_LOG2)
+
+/* floor(log2(x)), x != 0: word bits - 1 - clz(x), written so that compilers
+ * emit a single bit-scan. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(PK_HEAP_NO_ASM)
+/* x86-64: the bit scans written out, so that their results serve as indexes
+ * as they are (the builtins return an int, which compilers then extend). */
+static PK__ALWAYS_INLINE size_t log2_of(size_t x)
+{
+    size_t t;
+    __asm__("bsrq %1, %0" : "=r"(t) : "rm"(x) : "cc");
+    return t;
+}
+
+static PK__ALWAYS_INLINE size_t ctz32(uint32_t x)
+{
+    size_t n;
+    __asm__("bsfl %1, %k0" : "=r"(n) : "rm"(x) : "cc");
+    return n;
+}
+
+/* *word |= 1 << n (n below the word's bits). */
+static PK__ALWAYS_INLINE void set_bit32(uint32_t *word, size_t n)
+{
+    uint32_t w = *word;
+    __asm__("btsl %k1, %0" : "+r"(w) : "r"(n) : "cc");
+    *word = w;
+}
+
+static PK__ALWAYS_INLINE void set_bit(size_t *word, size_t n)
+{
+    size_t w = *word;
+    __asm__("btsq %1, %0" : "+r"(w) : "r"(n) : "cc");
+    *word = w;
+}
+#else
+static PK__ALWAYS_INLINE void set_bit32(uint32_t *word, size_t n)
+{
+    *word |= (uint32_t)1 << (n & 31u);
+}
+
+static PK__ALWAYS_INLINE void set_bit(size_t *word, size_t n)
+{
+    *word |= (size_t)1 << n;
+}
+
+static PK__ALWAYS_INLINE size_t log2_of(size_t x)
+{
+    return (PK__WORD_BITS - 1u) ^ (size_t)pk__clz(x);
+}
+
+static PK__ALWAYS_INLINE size_t ctz32(uint32_t x)
+{
+    return pk__ctz(x);
+}
+#endif
+
 static inline size_t block_size(const pk_heap_block *b)
 {
     return b->header & ~FLAGS;
@@ -96,30 +167,25 @@ static inline size_t adjust_size(size_t request)
     return ((request + W + A - 1) & ~(A - 1)) - W;
 }
 
-/* The class of a block of `size` payload bytes: the first level is the power
- * of two of x = size + X_OFFSET, the second its next SL_LOG2 bits. */
-static PK__ALWAYS_INLINE void class_of_x(size_t x, unsigned *fl, unsigned *sl)
-{
-    unsigned top = pk__log2_floor(x);
-    *fl = top - PK_HEAP_FL_SHIFT;
-    *sl = (unsigned)(x >> (top - PK_HEAP_SL_LOG2)) ^ PK_HEAP_SL_COUNT;
-}
-
-static PK__ALWAYS_INLINE void mapping_insert(size_t size, unsigned *fl, unsigned *sl)
-{
-    class_of_x(size + X_OFFSET, fl, sl);
-}
-
-/* The class to search so that any block found holds size: x rounded up to
- * the next class boundary ("good fit"). */
-static PK__ALWAYS_INLINE void mapping_search(size_t size, unsigned *fl, unsigned *sl)
+/* The class of a block of `size` payload bytes (see above). */
+static PK__ALWAYS_INLINE size_t class_of(size_t size)
 {
     size_t x = size + X_OFFSET;
-    x += ((size_t)1 << (pk__log2_floor(x) - PK_HEAP_SL_LOG2)) - 1;
-    class_of_x(x, fl, sl);
+    size_t t = log2_of(x);
+    return (t << SL_LOG2) + (x >> (t - SL_LOG2)) - SL_COUNT;
 }
 
-static PK__ALWAYS_INLINE void remove_free(pk_heap *h, pk_heap_block *b, unsigned fl, unsigned sl)
+/* List c became empty: clears its bits. */
+static PK__ALWAYS_INLINE void clear_bits(pk_heap *h, size_t c)
+{
+    size_t t = c >> SL_LOG2;
+    h->sl_bitmap[t] &= ~((uint32_t)1 << (c & (SL_COUNT - 1)));
+    if (h->sl_bitmap[t] == 0) {
+        h->fl_bitmap &= ~((size_t)1 << t);
+    }
+}
+
+static PK__ALWAYS_INLINE void remove_free(pk_heap *h, pk_heap_block *b, size_t c)
 {
     STEP(h);
     pk_heap_block *prev = b->prev_free;
@@ -130,71 +196,72 @@ static PK__ALWAYS_INLINE void remove_free(pk_heap *h, pk_heap_block *b, unsigned
     if (prev != NULL) {
         prev->next_free = next;
     } else {
-        h->lists[fl][sl] = next;
+        h->lists[c - LIST_BASE] = next;
         if (next == NULL) {
-            h->sl_bitmap[fl] &= ~(1u << sl);
-            if (h->sl_bitmap[fl] == 0) {
-                h->fl_bitmap &= ~(1u << fl);
-            }
+            clear_bits(h, c);
         }
     }
 }
 
 static PK__ALWAYS_INLINE void remove_free_block(pk_heap *h, pk_heap_block *b)
 {
-    unsigned fl, sl;
-    mapping_insert(block_size(b), &fl, &sl);
-    remove_free(h, b, fl, sl);
+    remove_free(h, b, class_of(block_size(b)));
 }
 
-static PK__ALWAYS_INLINE void insert_free(pk_heap *h, pk_heap_block *b)
+/* Puts b, a free block of `size` payload bytes, at the head of its list. */
+static PK__ALWAYS_INLINE void insert_free(pk_heap *h, pk_heap_block *b, size_t size)
 {
     STEP(h);
-    unsigned fl, sl;
-    mapping_insert(block_size(b), &fl, &sl);
-    pk_heap_block *head = h->lists[fl][sl];
+    size_t x = size + X_OFFSET;
+    size_t t = log2_of(x);
+    size_t q = x >> (t - SL_LOG2); /* SL_COUNT + sl */
+    pk_heap_block **list = &h->lists[(t << SL_LOG2) + q - SL_COUNT - LIST_BASE];
+    pk_heap_block *head = *list;
     b->next_free = head;
     b->prev_free = NULL;
     if (head != NULL) {
         head->prev_free = b;
     }
-    h->lists[fl][sl] = b;
-    h->fl_bitmap |= 1u << fl;
-    h->sl_bitmap[fl] |= 1u << sl;
+    *list = b;
+    set_bit32(&h->sl_bitmap[t], SL_COUNT == 32 ? q : q & (SL_COUNT - 1)); /* x86's bts takes n mod 32 */
+    set_bit(&h->fl_bitmap, t);
 }
 
-/* A free block of a class at or above (fl, sl), or NULL. Two find-first-set
- * operations, no loop. */
-static PK__ALWAYS_INLINE pk_heap_block *find_suitable(pk_heap *h, unsigned *fl, unsigned *sl)
+/* Takes a free block of at least `size` payload bytes (a valid size) off its
+ * list, or returns NULL: the head of the first non-empty list whose class
+ * lies wholly at or above size ("good fit"), found with two find-first-set
+ * operations, no loop. Classes of level t whose lower bound is below x are
+ * those up to x's own, sl; the search starts just above it. */
+static PK__ALWAYS_INLINE pk_heap_block *take_block(pk_heap *h, size_t size)
 {
     STEP(h);
-    uint32_t sl_map = h->sl_bitmap[*fl] & (~(uint32_t)0 << *sl);
-    if (sl_map == 0) {
-        uint32_t fl_map = (uint32_t)(h->fl_bitmap & (~(uint64_t)0 << (*fl + 1)));
+    size_t y = size + X_OFFSET - 1; /* x - 1: x itself is a class's lower bound */
+    size_t t = log2_of(y);
+    size_t q = y >> (t - SL_LOG2);
+    /* ~1 << sl: the classes above sl (none when sl is the last: the shift
+     * leaves no bit of the level's SL_COUNT). */
+    uint32_t sl_map = h->sl_bitmap[t] & ((~(uint32_t)1) << (q & (SL_COUNT - 1)));
+    STEP(h);
+    if (UNLIKELY(sl_map == 0)) {
+        size_t fl_map = h->fl_bitmap & (~(size_t)0 << (t + 1));
         if (fl_map == 0) {
             return NULL;
         }
-        *fl = pk__ctz(fl_map);
-        sl_map = h->sl_bitmap[*fl];
+        t = pk__ctz(fl_map);
+        sl_map = h->sl_bitmap[t];
     }
-    *sl = pk__ctz(sl_map);
-    return h->lists[*fl][*sl];
-}
-
-/* Takes b, the head of list (fl, sl), off it. */
-static PK__ALWAYS_INLINE void pop_head(pk_heap *h, pk_heap_block *b, unsigned fl, unsigned sl)
-{
+    size_t c = (t << SL_LOG2) + ctz32(sl_map);
+    pk_heap_block **list = &h->lists[c - LIST_BASE];
+    pk_heap_block *b = *list;
     STEP(h);
     pk_heap_block *next = b->next_free;
-    h->lists[fl][sl] = next;
+    *list = next;
     if (next != NULL) {
         next->prev_free = NULL;
     } else {
-        h->sl_bitmap[fl] &= ~(1u << sl);
-        if (h->sl_bitmap[fl] == 0) {
-            h->fl_bitmap &= ~(1u << fl);
-        }
+        clear_bits(h, c);
     }
+    return b;
 }
 
 #if PK_HEAP_STRICT_FREE
@@ -226,6 +293,28 @@ static bool is_start(const pk_heap_region *r, const pk_heap_block *b)
 #define MARK_START(h, b, on) ((void)0)
 #endif
 
+/* Statistics: frees is allocs - live. */
+static PK__ALWAYS_INLINE void count_alloc(pk_heap *h, size_t size)
+{
+    size_t in_use = h->in_use + size;
+    size_t live = h->live + 1;
+    h->in_use = in_use;
+    h->live = live;
+    h->allocs++;
+    if (UNLIKELY(in_use > h->peak_in_use)) {
+        h->peak_in_use = in_use;
+    }
+    if (UNLIKELY(live > h->peak_live)) {
+        h->peak_live = live;
+    }
+}
+
+static PK__ALWAYS_INLINE void count_free(pk_heap *h, size_t size)
+{
+    h->in_use -= size;
+    h->live--;
+}
+
 /* Splits `size` payload bytes off the front of the used block b when the rest
  * can make a block; the rest becomes a free block. b's next neighbour must be
  * used (a free one would have been merged). */
@@ -237,48 +326,39 @@ static PK__ALWAYS_INLINE void split_tail(pk_heap *h, pk_heap_block *b, size_t si
     }
     STEP(h);
     pk_heap_block *rest = (pk_heap_block *)(void *)(payload_of(b) + size - W);
-    rest->header = (total - size - W) | FLAG_FREE;
+    size_t rest_size = total - size - W;
+    rest->header = rest_size | FLAG_FREE;
     b->header = size | (b->header & FLAGS);
     pk_heap_block *after = next_phys(rest);
     after->prev_phys = rest;
     after->header |= FLAG_PREV_FREE;
     h->blocks++;
     MARK_START(h, rest, true);
-    insert_free(h, rest);
-}
-
-static PK__ALWAYS_INLINE void count_alloc(pk_heap *h, size_t size)
-{
-    h->in_use += size;
-    h->live++;
-    h->allocs++;
-    if (h->in_use > h->peak_in_use) {
-        h->peak_in_use = h->in_use;
-    }
-    if (h->live > h->peak_live) {
-        h->peak_live = h->live;
-    }
+    insert_free(h, rest, rest_size);
 }
 
 /* Hands out b, a free block off its list (its next neighbour says PREV_FREE),
  * trimmed to size: the rest, if it can make a block, stays free. */
 static PK__ALWAYS_INLINE void *use_block(pk_heap *h, pk_heap_block *b, size_t size)
 {
-    size_t total = block_size(b);
-    if (total >= size + W + MIN_PAYLOAD) {
+    size_t header = b->header;
+    size_t total = header & ~FLAGS;
+    if (total - size >= W + MIN_PAYLOAD) {
         STEP(h);
         pk_heap_block *rest = (pk_heap_block *)(void *)(payload_of(b) + size - W);
-        rest->header = (total - size - W) | FLAG_FREE;
-        b->header = size | (b->header & FLAG_PREV_FREE);
-        next_phys(rest)->prev_phys = rest;
+        size_t rest_size = total - size - W;
+        rest->header = rest_size | FLAG_FREE;
+        b->header = size | (header & FLAG_PREV_FREE);
+        ((pk_heap_block *)(void *)(payload_of(rest) + rest_size - W))->prev_phys = rest;
         h->blocks++;
         MARK_START(h, rest, true);
-        insert_free(h, rest);
+        insert_free(h, rest, rest_size);
     } else {
-        b->header &= ~FLAG_FREE;
-        next_phys(b)->header &= ~FLAG_PREV_FREE;
+        size = total;
+        b->header = header & ~FLAG_FREE;
+        ((pk_heap_block *)(void *)(payload_of(b) + total - W))->header &= ~FLAG_PREV_FREE;
     }
-    count_alloc(h, block_size(b));
+    count_alloc(h, size);
     return payload_of(b);
 }
 
@@ -349,7 +429,19 @@ static void attach_region(pk_heap *h, const pk_heap_region *r)
     h->capacity += block_size(first);
     h->blocks++;
     MARK_START(h, first, true);
-    insert_free(h, first);
+    insert_free(h, first, block_size(first));
+}
+
+/* The fast paths' fields: free's fast path takes pointers of the first region
+ * only, and neither takes any call while a lock is set. */
+static void set_fast_paths(pk_heap *h)
+{
+    const pk_heap_region *r = &h->regions[0];
+    bool locked = h->lock.lock != NULL;
+    h->first_start = r->start;
+    h->first_limit = (size_t)(r->end - r->start) - W - MIN_PAYLOAD;
+    h->first_units = locked ? 0 : h->first_limit / A + 1;
+    h->alloc_limit = locked ? 0 : MAX_PAYLOAD + 1;
 }
 
 pk_status pk_heap_init(pk_heap *h, void *buf, size_t size)
@@ -363,6 +455,7 @@ pk_status pk_heap_init(pk_heap *h, void *buf, size_t size)
     h->view.ops = &heap_ops;
     h->view.self = h;
     attach_region(h, &r);
+    set_fast_paths(h);
     h->steps = 0;
     return PK_OK;
 }
@@ -402,7 +495,7 @@ static PK__ALWAYS_INLINE const pk_heap_region *region_of(const pk_heap *h, const
 /* Why p cannot be freed, or PK_OK when it is a live block's payload: it lies
  * in a region, is aligned, its header is possible (size of the valid form,
  * inside the region, the next block's PREV_FREE clear) and says used. */
-static PK__ALWAYS_INLINE pk_status validate(const pk_heap *h, const void *p)
+static pk_status validate(const pk_heap *h, const void *p)
 {
     const pk_heap_region *r = region_of(h, p);
     if (r == NULL) {
@@ -411,6 +504,12 @@ static PK__ALWAYS_INLINE pk_status validate(const pk_heap *h, const void *p)
     if ((uintptr_t)p % A != 0) {
         return PK_ERR_MISALIGNED_PTR;
     }
+    /* The room from p to the region's end, less the smallest block's. */
+    size_t room = (size_t)(r->end - (const unsigned char *)p);
+    if (room < W + MIN_PAYLOAD) {
+        return PK_ERR_MISALIGNED_PTR;
+    }
+    room -= W + MIN_PAYLOAD;
     const pk_heap_block *b = block_of(p);
     size_t size = block_size(b);
 #if PK_HEAP_STRICT_FREE
@@ -421,7 +520,7 @@ static PK__ALWAYS_INLINE pk_status validate(const pk_heap *h, const void *p)
     }
 #endif
     /* size - MIN wraps for a size below MIN: one comparison bounds both ends. */
-    if ((size + W) % A != 0 || size - MIN_PAYLOAD > (size_t)(r->end - payload_of(b)) - W - MIN_PAYLOAD) {
+    if ((size + W) % A != 0 || size - MIN_PAYLOAD > room) {
         return PK_ERR_MISALIGNED_PTR;
     }
     if (is_free(b)) {
@@ -433,27 +532,14 @@ static PK__ALWAYS_INLINE pk_status validate(const pk_heap *h, const void *p)
     return PK_OK;
 }
 
-/* Searches a free block of at least size bytes (a valid payload size, or 0 for
- * "too large") and takes it off its list. */
-static PK__ALWAYS_INLINE pk_heap_block *take_block(pk_heap *h, size_t size)
-{
-    if (size == 0) {
-        return NULL;
-    }
-    unsigned fl, sl;
-    STEP(h);
-    mapping_search(size, &fl, &sl);
-    pk_heap_block *b = find_suitable(h, &fl, &sl);
-    if (b != NULL) {
-        pop_head(h, b, fl, sl);
-    }
-    return b;
-}
-
 /* The allocation itself, with the lock held if there is one. Calls nothing. */
-static PK__ALWAYS_INLINE void *alloc_core(pk_heap *h, size_t size)
+static void *alloc_core(pk_heap *h, size_t size)
 {
     size_t adjusted = adjust_size(size);
+    if (adjusted == 0) {
+        h->failures++;
+        return NULL;
+    }
     pk_heap_block *b = take_block(h, adjusted);
     if (b == NULL) {
         h->failures++;
@@ -471,7 +557,8 @@ static inline void reset_steps(pk_heap *h)
 #endif
 }
 
-PK__SLOW_PATH static void *alloc_with_lock(pk_heap *h, size_t size)
+/* A lock is set, or the request is too large to serve. */
+PK__SLOW_PATH static void *alloc_slow(pk_heap *h, size_t size)
 {
     pk__lock(&h->lock);
     reset_steps(h);
@@ -482,11 +569,35 @@ PK__SLOW_PATH static void *alloc_with_lock(pk_heap *h, size_t size)
 
 void *pk_heap_alloc(pk_heap *h, size_t size)
 {
-    if (h->lock.lock != NULL) {
-        return alloc_with_lock(h, size);
+    if (UNLIKELY(size >= h->alloc_limit)) {
+        return alloc_slow(h, size);
     }
     reset_steps(h);
-    return alloc_core(h, size);
+    size_t adjusted = size < MIN_PAYLOAD ? MIN_PAYLOAD : ((size + W + A - 1) & ~(A - 1)) - W;
+    pk_heap_block *b = take_block(h, adjusted);
+    if (UNLIKELY(b == NULL)) {
+        h->failures++;
+        return NULL;
+    }
+    /* A free block's neighbours are used: its header is its size | FREE. */
+    size_t header = b->header;
+    if (header - adjusted > FLAG_FREE + W + MIN_PAYLOAD - 1) {
+        STEP(h);
+        pk_heap_block *rest = (pk_heap_block *)(void *)(payload_of(b) + adjusted - W);
+        size_t rest_size = header - FLAG_FREE - adjusted - W;
+        rest->header = rest_size | FLAG_FREE;
+        b->header = adjusted;
+        ((pk_heap_block *)(void *)(payload_of(rest) + rest_size - W))->prev_phys = rest;
+        h->blocks++;
+        MARK_START(h, rest, true);
+        insert_free(h, rest, rest_size);
+    } else {
+        adjusted = header - FLAG_FREE;
+        b->header = adjusted;
+        ((pk_heap_block *)(void *)(payload_of(b) + adjusted - W))->header &= ~FLAG_PREV_FREE;
+    }
+    count_alloc(h, adjusted);
+    return payload_of(b);
 }
 
 /* size bytes whose payload is aligned to align (a power of two above A). */
@@ -521,7 +632,7 @@ static void *alloc_aligned_core(pk_heap *h, size_t size, size_t align)
         next_phys(b)->prev_phys = b;
         h->blocks++;
         MARK_START(h, b, true);
-        insert_free(h, front);
+        insert_free(h, front, gap - W);
     }
     return use_block(h, b, adjusted);
 }
@@ -567,11 +678,9 @@ void *pk_heap_alloc_bounded(pk_heap *h, size_t size, size_t align, size_t bounda
 }
 
 /* Frees the used block b (validated), merging it with free neighbours. */
-static PK__ALWAYS_INLINE void release_block(pk_heap *h, pk_heap_block *b)
+static void release_block(pk_heap *h, pk_heap_block *b)
 {
-    h->in_use -= block_size(b);
-    h->live--;
-    h->frees++;
+    count_free(h, block_size(b));
     b->header |= FLAG_FREE; /* stays in the old header if b merges away: a stale free is seen */
     if ((b->header & FLAG_PREV_FREE) != 0) {
         STEP(h);
@@ -593,11 +702,11 @@ static PK__ALWAYS_INLINE void release_block(pk_heap *h, pk_heap_block *b)
     }
     next->prev_phys = b;
     next->header |= FLAG_PREV_FREE;
-    insert_free(h, b);
+    insert_free(h, b, block_size(b));
 }
 
 /* The free itself, with the lock held if there is one. Calls nothing. */
-static PK__ALWAYS_INLINE pk_status free_core(pk_heap *h, void *p)
+static pk_status free_core(pk_heap *h, void *p)
 {
     pk_status status = validate(h, p);
     if (status == PK_OK) {
@@ -608,28 +717,120 @@ static PK__ALWAYS_INLINE pk_status free_core(pk_heap *h, void *p)
     return status;
 }
 
-PK__SLOW_PATH static pk_status free_slow(pk_heap *h, void *p, pk_status status)
+/* Everything but the first region's plain frees: NULL, a lock, merges, other
+ * regions, misuse. */
+PK__SLOW_PATH static pk_status free_slow(pk_heap *h, void *p)
 {
     if (p == NULL) {
         return PK_OK;
     }
-    if (status == PK_OK) { /* not tried yet: a lock is set */
-        pk__lock(&h->lock);
-        reset_steps(h);
-        status = free_core(h, p);
-        pk__unlock(&h->lock);
-    }
+    pk__lock(&h->lock);
+    reset_steps(h);
+    pk_status status = free_core(h, p);
+    pk__unlock(&h->lock);
     return status == PK_OK ? PK_OK : pk_report_fault(status, heap_name(h), p);
 }
 
-pk_status pk_heap_free(pk_heap *h, void *p)
+/* A free of the fast path whose block has a free neighbour (or whose next
+ * header is impossible): b is a live block of `size` bytes, next its next
+ * neighbour, whose header is next_header. */
+PK__SLOW_PATH static pk_status free_merging(pk_heap *h, pk_heap_block *b, size_t size,
+                                            pk_heap_block *next, size_t next_header)
 {
-    if (h->lock.lock != NULL || p == NULL) {
-        return free_slow(h, p, PK_OK);
+    if ((next_header & FLAG_PREV_FREE) != 0) {
+        return free_slow(h, payload_of(b));
     }
     reset_steps(h);
-    pk_status status = free_core(h, p);
-    return status == PK_OK ? PK_OK : free_slow(h, p, status);
+    count_free(h, size);
+    size_t header = b->header;
+    b->header = header | FLAG_FREE; /* stays in the old header if b merges away: a stale free is seen */
+    /* A free block's neighbours are used: its header is its size | FREE. */
+    if ((header & FLAG_PREV_FREE) != 0) {
+        STEP(h);
+        pk_heap_block *prev = b->prev_phys;
+        size_t prev_size = prev->header - FLAG_FREE;
+        remove_free(h, prev, class_of(prev_size));
+        MARK_START(h, b, false);
+        size += prev_size + W;
+        h->blocks--;
+        b = prev;
+    }
+    if ((next_header & FLAG_FREE) != 0) {
+        STEP(h);
+        size_t next_size = next_header - FLAG_FREE;
+        remove_free(h, next, class_of(next_size));
+        MARK_START(h, next, false);
+        size += next_size + W;
+        h->blocks--;
+        next = (pk_heap_block *)(void *)(payload_of(b) + size - W);
+        next_header = next->header;
+    }
+    b->header = size | FLAG_FREE;
+    next->prev_phys = b;
+    next->header = next_header | FLAG_PREV_FREE;
+    insert_free(h, b, size);
+    return PK_OK;
+}
+
+/* The checks of free's fast path past the first (p is an aligned pointer
+ * into the first region, at offset from its start), for a block of size
+ * `size` whose header is `header`: the valid form, a size below MIN_PAYLOAD
+ * (size - MIN wraps) or reaching past the region. */
+static PK__ALWAYS_INLINE bool fast_size_ok(const pk_heap *h, size_t size, size_t offset)
+{
+    return ((size - W) & (A - 1)) == 0 && size - MIN_PAYLOAD <= h->first_limit - offset;
+}
+
+/* free's fast path for a block whose header says PREV_FREE (or is not a live
+ * block's). */
+PK__SLOW_PATH static pk_status free_after_free(pk_heap *h, void *p, size_t offset)
+{
+    pk_heap_block *b = block_of(p);
+    size_t size = b->header & ~FLAG_PREV_FREE;
+    if (!fast_size_ok(h, size, offset)) {
+        return free_slow(h, p);
+    }
+#if PK_HEAP_STRICT_FREE
+    if (!is_start(&h->regions[0], b)) {
+        return free_slow(h, p);
+    }
+#endif
+    pk_heap_block *next = (pk_heap_block *)(void *)((unsigned char *)p + size - W);
+    return free_merging(h, b, size, next, next->header);
+}
+
+/* The fast path: a live block of the first region, used neighbours, no lock.
+ * first_units is 0 while a lock is set, so the first test sends every call to
+ * free_slow then; rotating the offset by log2(A) makes a misaligned pointer's
+ * offset huge, so the same test catches it. */
+pk_status pk_heap_free(pk_heap *h, void *p)
+{
+    size_t offset = (size_t)((uintptr_t)p - (uintptr_t)h->first_start);
+    if (UNLIKELY(pk__rotr(offset, PK_HEAP_ALIGN_LOG2) >= h->first_units)) {
+        return free_slow(h, p);
+    }
+    pk_heap_block *b = block_of(p);
+    size_t size = b->header; /* no flag set: used, and the previous block too */
+    if (UNLIKELY(!fast_size_ok(h, size, offset))) {
+        return free_after_free(h, p, offset);
+    }
+#if PK_HEAP_STRICT_FREE
+    if (UNLIKELY(!is_start(&h->regions[0], b))) {
+        return free_slow(h, p);
+    }
+#endif
+    pk_heap_block *next = (pk_heap_block *)(void *)((unsigned char *)p + size - W);
+    size_t next_header = next->header;
+    if (UNLIKELY((next_header & FLAGS) != 0)) {
+        return free_merging(h, b, size, next, next_header);
+    }
+    reset_steps(h);
+    count_free(h, size);
+    b->header |= FLAG_FREE;
+    next->prev_phys = b;
+    next->header |= FLAG_PREV_FREE;
+    insert_free(h, b, size);
+    return PK_OK;
 }
 
 /* Resizes the live block b in place when it can: shrinking, or growing into
@@ -714,15 +915,15 @@ static size_t free_payload(const pk_heap *h)
 }
 
 /* The largest request that succeeds now: the lower bound of the highest
- * non-empty class, as a valid payload size (see mapping_search). */
+ * non-empty class, as a valid payload size (see class_to_search). */
 static size_t largest_request(const pk_heap *h)
 {
     if (h->fl_bitmap == 0) {
         return 0;
     }
-    unsigned fl = pk__log2_floor(h->fl_bitmap);
-    unsigned sl = pk__log2_floor(h->sl_bitmap[fl]);
-    size_t low_x = (size_t)(PK_HEAP_SL_COUNT + sl) << (fl + PK_HEAP_FL_SHIFT - PK_HEAP_SL_LOG2);
+    unsigned t = pk__log2_floor(h->fl_bitmap);
+    unsigned sl = pk__log2_floor(h->sl_bitmap[t]);
+    size_t low_x = (size_t)(PK_HEAP_SL_COUNT + sl) << (t - PK_HEAP_SL_LOG2);
     return low_x - X_OFFSET; /* of the valid form: low_x is a multiple of A */
 }
 
@@ -740,7 +941,7 @@ void pk_heap_stats(const pk_heap *h, pk_stats *out)
         .live = h->live,
         .peak_live = h->peak_live,
         .allocs = h->allocs,
-        .frees = h->frees,
+        .frees = h->allocs - h->live,
         .failures = h->failures,
         .rejected = h->rejected,
     };
@@ -813,25 +1014,29 @@ static bool walk_regions(const pk_heap *h, size_t *used_bytes, size_t *free_byte
 
 static bool walk_lists(const pk_heap *h, size_t free_count, size_t *listed)
 {
+    for (unsigned t = 0; t < PK_HEAP_FL_SHIFT; t++) {
+        if (h->sl_bitmap[t] != 0) {
+            return false;
+        }
+    }
     for (unsigned fl = 0; fl < PK_HEAP_FL_COUNT; fl++) {
-        bool fl_set = (h->fl_bitmap >> fl & 1u) != 0;
-        if (fl_set != (h->sl_bitmap[fl] != 0)) {
+        bool fl_set = (h->fl_bitmap >> (fl + PK_HEAP_FL_SHIFT) & 1u) != 0;
+        uint32_t sl_word = h->sl_bitmap[fl + PK_HEAP_FL_SHIFT];
+        if (fl_set != (sl_word != 0) || (sl_word >> 1 >> (PK_HEAP_SL_COUNT - 1)) != 0) {
             return false;
         }
         for (unsigned sl = 0; sl < PK_HEAP_SL_COUNT; sl++) {
-            const pk_heap_block *b = h->lists[fl][sl];
-            if ((b != NULL) != ((h->sl_bitmap[fl] >> sl & 1u) != 0)) {
+            const pk_heap_block *b = h->lists[fl * PK_HEAP_SL_COUNT + sl];
+            if ((b != NULL) != ((sl_word >> sl & 1u) != 0)) {
                 return false;
             }
             const pk_heap_block *prev = NULL;
             for (; b != NULL; prev = b, b = b->next_free) {
-                unsigned bfl, bsl;
                 if (*listed >= free_count || !plausible_block(h, b) || !is_free(b) ||
                     b->prev_free != prev) {
                     return false;
                 }
-                mapping_insert(block_size(b), &bfl, &bsl);
-                if (bfl != fl || bsl != sl) {
+                if (class_of(block_size(b)) != LIST_BASE + fl * SL_COUNT + sl) {
                     return false;
                 }
                 (*listed)++;
@@ -845,15 +1050,14 @@ static bool heap_consistent(const pk_heap *h)
 {
     size_t used_bytes = 0, free_bytes = 0, used = 0, free_count = 0, listed = 0;
     if (h->region_count == 0 || h->region_count > PK_HEAP_MAX_REGIONS ||
-        ((uint64_t)h->fl_bitmap >> PK_HEAP_FL_COUNT) != 0) {
+        (h->fl_bitmap & ~((((size_t)1 << PK_HEAP_FL_COUNT) - 1) << PK_HEAP_FL_SHIFT)) != 0) {
         return false;
     }
     return walk_regions(h, &used_bytes, &free_bytes, &used, &free_count) &&
            walk_lists(h, free_count, &listed) && listed == free_count &&
            free_count + used == h->blocks && free_bytes == free_payload(h) &&
-           used_bytes == h->in_use && used == h->live && h->frees <= h->allocs &&
-           h->allocs - h->frees == h->live && h->peak_in_use >= h->in_use &&
-           h->peak_live >= h->live;
+           used_bytes == h->in_use && used == h->live && h->live <= h->allocs &&
+           h->peak_in_use >= h->in_use && h->peak_live >= h->live;
 }
 
 pk_status pk_heap_check(const pk_heap *h)
@@ -876,6 +1080,7 @@ pk_status pk_heap_set_lock(pk_heap *h, const pk_lock *lock)
     }
     static const pk_lock no_lock = {NULL, NULL, NULL};
     h->lock = lock != NULL ? *lock : no_lock;
+    set_fast_paths(h);
     return PK_OK;
 }
 

@@ -90,7 +90,7 @@ static void assert_whole(const pk_heap *h)
     assert_int_equal(s.live, 0);
     assert_int_equal(s.in_use, 0);
     assert_int_equal(s.free_bytes, s.capacity);
-    assert_int_equal((h->blocks - h->live), h->region_count);
+    assert_int_equal(h->blocks - s.live, h->region_count);
 }
 
 static void test_init_rejects_bad_arguments(void **state)
@@ -169,13 +169,13 @@ static void test_coalescing(void **state)
     void *b = pk_heap_alloc(&h, 200);
     void *c = pk_heap_alloc(&h, 300);
     void *d = pk_heap_alloc(&h, 400);
-    assert_int_equal((h.blocks - h.live), 1);
+    assert_int_equal((h.blocks - stats_of(&h).live), 1);
     assert_int_equal(pk_heap_free(&h, a), PK_OK);
-    assert_int_equal((h.blocks - h.live), 2);
+    assert_int_equal((h.blocks - stats_of(&h).live), 2);
     assert_int_equal(pk_heap_free(&h, c), PK_OK);
-    assert_int_equal((h.blocks - h.live), 3);
+    assert_int_equal((h.blocks - stats_of(&h).live), 3);
     assert_int_equal(pk_heap_free(&h, b), PK_OK); /* merges with a and c */
-    assert_int_equal((h.blocks - h.live), 2);
+    assert_int_equal((h.blocks - stats_of(&h).live), 2);
     assert_check_ok(&h);
     /* The merged hole serves a request as large as a + b + c. */
     void *big = pk_heap_alloc(&h, 600);
@@ -525,8 +525,8 @@ static void test_check_finds_damage(void **state)
     unsigned fl_b = 0, sl_b = 0;
     for (unsigned fl = 0; fl < PK_HEAP_FL_COUNT && head_b == NULL; fl++) {
         for (unsigned sl = 0; sl < PK_HEAP_SL_COUNT; sl++) {
-            if (h.lists[fl][sl] == (pk_heap_block *)(void *)(b - 2 * sizeof(size_t))) {
-                head_b = h.lists[fl][sl];
+            if (h.lists[fl * PK_HEAP_SL_COUNT + sl] == (pk_heap_block *)(void *)(b - 2 * sizeof(size_t))) {
+                head_b = h.lists[fl * PK_HEAP_SL_COUNT + sl];
                 fl_b = fl;
                 sl_b = sl;
                 break;
@@ -535,21 +535,21 @@ static void test_check_finds_damage(void **state)
     }
     assert_non_null(head_b);
     unsigned sl_other = sl_b == 0 ? 1 : sl_b - 1;
-    assert_null(h.lists[fl_b][sl_other]);
-    h.lists[fl_b][sl_other] = head_b;
-    h.lists[fl_b][sl_b] = NULL;
-    uint32_t saved_sl = h.sl_bitmap[fl_b];
-    h.sl_bitmap[fl_b] = (saved_sl & ~(1u << sl_b)) | (1u << sl_other);
+    assert_null(h.lists[fl_b * PK_HEAP_SL_COUNT + sl_other]);
+    h.lists[fl_b * PK_HEAP_SL_COUNT + sl_other] = head_b;
+    h.lists[fl_b * PK_HEAP_SL_COUNT + sl_b] = NULL;
+    uint32_t saved_sl = h.sl_bitmap[fl_b + PK_HEAP_FL_SHIFT]; /* indexed by level */
+    h.sl_bitmap[fl_b + PK_HEAP_FL_SHIFT] = (saved_sl & ~(1u << sl_b)) | (1u << sl_other);
     assert_check_corrupt(&h);
-    h.lists[fl_b][sl_b] = head_b;
-    h.lists[fl_b][sl_other] = NULL;
-    h.sl_bitmap[fl_b] = saved_sl;
+    h.lists[fl_b * PK_HEAP_SL_COUNT + sl_b] = head_b;
+    h.lists[fl_b * PK_HEAP_SL_COUNT + sl_other] = NULL;
+    h.sl_bitmap[fl_b + PK_HEAP_FL_SHIFT] = saved_sl;
     assert_check_ok(&h);
 
-    uint32_t saved_map = h.fl_bitmap;
+    size_t saved_map = h.fl_bitmap; /* bit t: level t, PK_HEAP_FL_SHIFT <= t < PK_HEAP_MAX_LOG2 */
     h.fl_bitmap = 0;
     assert_check_corrupt(&h);
-    h.fl_bitmap = saved_map | (1u << (PK_HEAP_FL_COUNT - 1));
+    h.fl_bitmap = saved_map | ((size_t)1 << (PK_HEAP_MAX_LOG2 - 1)); /* the top level: empty */
     assert_check_corrupt(&h);
     h.fl_bitmap = saved_map;
     h.in_use++;

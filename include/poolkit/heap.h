@@ -81,7 +81,7 @@ extern "C" {
 PK_STATIC_ASSERT(PK_HEAP_SL_LOG2 >= 1 && PK_HEAP_SL_LOG2 <= 5, "PK_HEAP_SL_LOG2 must be 1..5");
 PK_STATIC_ASSERT(PK_HEAP_MAX_LOG2 > PK_HEAP_FL_SHIFT && PK_HEAP_MAX_LOG2 < sizeof(size_t) * CHAR_BIT,
                  "PK_HEAP_MAX_LOG2 out of range");
-PK_STATIC_ASSERT(PK_HEAP_FL_COUNT <= 32, "too many first-level classes for a 32-bit bitmap");
+PK_STATIC_ASSERT(PK_HEAP_FL_COUNT <= 32, "too many first-level classes");
 
 typedef struct pk_heap_block pk_heap_block;
 
@@ -98,17 +98,22 @@ typedef struct {
 /* Heap state: public only so that it can be declared statically; use the
  * functions, never the fields. */
 typedef struct pk_heap {
-    uint32_t fl_bitmap;                         /* bit f: some list of level f is non-empty */
-    uint32_t sl_bitmap[PK_HEAP_FL_COUNT];       /* bit s: list (f, s) is non-empty */
-    pk_heap_block *lists[PK_HEAP_FL_COUNT][PK_HEAP_SL_COUNT];
+    /* What free and alloc's fast paths read first (see src/heap.c). */
+    unsigned char *first_start;                 /* regions[0].start */
+    size_t first_units;                         /* payload slots of regions[0] that may start a block; 0 while locked */
+    size_t first_limit;                         /* the last offset at which a block may start there */
+    size_t alloc_limit;                         /* requests below this take the fast path; 0 while locked */
+    size_t fl_bitmap;                           /* bit t: some list of level t (2^t <= size + offset) is non-empty */
+    uint32_t sl_bitmap[PK_HEAP_MAX_LOG2];       /* [t] bit s: list (t, s) is non-empty (t >= FL_SHIFT) */
+    pk_heap_block *lists[PK_HEAP_FL_COUNT * PK_HEAP_SL_COUNT]; /* by level, then second-level class */
+    size_t in_use;                              /* payload bytes of live blocks */
+    size_t peak_in_use;
+    size_t live, peak_live;                     /* live blocks (frees = allocs - live) */
+    size_t blocks;                              /* blocks in all regions, live and free */
+    uint64_t allocs, failures, rejected;
     pk_heap_region regions[PK_HEAP_MAX_REGIONS];
     size_t region_count;
     size_t capacity;                            /* payload bytes of the regions when empty */
-    size_t in_use;                              /* payload bytes of live blocks */
-    size_t peak_in_use;
-    size_t blocks;                              /* blocks in all regions, live and free */
-    size_t live, peak_live;
-    uint64_t allocs, frees, failures, rejected;
     unsigned long steps;                        /* test builds: inner steps of the last call */
     const char *name;
     pk_lock lock;
