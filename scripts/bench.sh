@@ -11,13 +11,18 @@
 #    16 B..4 KiB: instructions per free+alloc step (callgrind, net of a null
 #    allocator), ns per call (minimum of three identical passes), and the
 #    fraction of a 1 MiB buffer live at the first failure.
+# 3. Slab caches (bench/bench_slab.c): alloc+free pairs of a constructed
+#    object (a 312-byte request descriptor) from a slab cache, whose
+#    constructor ran when the slab was made, against pk_pool and malloc
+#    constructing it at every allocation; as for the pool.
 set -eu
 build=${1:-build/bench}
 bench=$build/bench/bench_pool
 heaps=$build/bench/bench_heaps
+slab=$build/bench/bench_slab
 pairs=100000
 target=30
-for program in "$bench" "$heaps"; do
+for program in "$bench" "$heaps" "$slab"; do
     [ -x "$program" ] || { echo "bench.sh: $program not built (run make bench)" >&2; exit 2; }
 done
 start=$SECONDS
@@ -82,6 +87,25 @@ table() {
 table "heaps: instructions" --instructions "${counts[@]}"
 table "heaps: latency" --latency
 table "heaps: fragmentation" --frag
+
+echo "== Slab caches: alloc+free pairs of a constructed 312-byte object"
+echo "pk_slab: constructed when its slab was made; pk_pool, malloc: constructed at every alloc"
+echo "(pk_slab_empties: the slab's only object, so every pair moves the slab between lists)"
+echo
+slab_instructions() { # mode -> instructions collected inside run_pairs_*
+    valgrind --tool=callgrind --toggle-collect='run_pairs*' --callgrind-out-file=/dev/null \
+        "$slab" "$1" "$pairs" 2>&1 | awk '/Collected/ {print $4}'
+}
+slab_empty=$(slab_instructions empty)
+printf '%-16s %22s\n' mode 'instructions per pair'
+while read -r mode; do
+    total=$(slab_instructions "$mode")
+    [ -n "$total" ] || { echo "bench.sh: callgrind run of bench_slab $mode failed" >&2; exit 2; }
+    printf '%-16s %22d\n' "$mode" $(( (total - slab_empty + pairs / 2) / pairs ))
+done < <("$slab" --modes)
+echo
+"$slab" --time 2000000 15
+echo
 
 if [ "$status" -eq 0 ]; then
     echo "bench: all targets met ($((SECONDS - start)) s)"

@@ -10,6 +10,9 @@
 #include "poolkit/heap.h"
 #include "poolkit/arena.h"
 #include "poolkit/fit.h"
+#include "poolkit/buddy.h"
+#include "poolkit/classes.h"
+#include "poolkit/slab.h"
 
 #if PK_HOSTED
 #include "poolkit/pthread_lock.h"
