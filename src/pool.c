@@ -23,33 +23,10 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "pool_fast.h"
 #include "poolkit/pool.h"
 
 #define POOL_DEFAULT_NAME "pool"
-
-static inline size_t load_link(const unsigned char *block)
-{
-    size_t next;
-    memcpy(&next, block, sizeof next);
-    return next;
-}
-
-static inline void store_link(unsigned char *block, size_t next)
-{
-    memcpy(block, &next, sizeof next);
-}
-
-static inline unsigned char *block_at(const pk_pool *p, size_t index)
-{
-    return p->base + index * p->stride;
-}
-
-/* The block index of ptr, or a value >= count when ptr is not a block start. */
-static inline size_t index_of(const pk_pool *p, const void *ptr)
-{
-    size_t offset = (size_t)((uintptr_t)ptr - (uintptr_t)p->base);
-    return pk__rotr(offset * p->inverse, p->shift);
-}
 
 static inline bool is_live(const pk_pool *p, size_t index)
 {
@@ -205,18 +182,8 @@ PK__SLOW_PATH static void *alloc_slow(pk_pool *p)
 
 void *pk_pool_alloc(pk_pool *p)
 {
-    size_t index = p->free_head;
-    /* A block on the free list that is not marked free means a freed block's
-     * link was overwritten: the slow path reports it rather than hand a block
-     * out twice. */
-    if (index < p->fast_limit && p->usage[index] == PK_POOL_FREE) {
-        unsigned char *block = block_at(p, index);
-        p->free_head = load_link(block);
-        p->usage[index] = PK_POOL_LIVE;
-        p->allocs++;
-        return block;
-    }
-    return alloc_slow(p);
+    void *block = pk__pool_pop_fast(p);
+    return block != NULL ? block : alloc_slow(p);
 }
 
 /* Why ptr, which index_of rejected, is not a block start of the pool. */
@@ -264,15 +231,7 @@ PK__SLOW_PATH static pk_status free_slow(pk_pool *p, void *block)
 
 pk_status pk_pool_free(pk_pool *p, void *block)
 {
-    size_t index = index_of(p, block);
-    if (index < p->fast_limit && p->usage[index] == PK_POOL_LIVE) {
-        p->usage[index] = PK_POOL_FREE;
-        store_link(block, p->free_head);
-        p->free_head = index;
-        p->frees++;
-        return PK_OK;
-    }
-    return free_slow(p, block);
+    return pk__pool_push_fast(p, block) ? PK_OK : free_slow(p, block);
 }
 
 size_t pk_pool_capacity(const pk_pool *p)

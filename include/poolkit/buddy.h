@@ -1,0 +1,215 @@
+/*
+ * Buddy allocator: power-of-two blocks split and merged in O(log n), in a
+ * buffer the caller owns. The classic page allocator: slab caches take their
+ * slabs from it (pk_page_source_buddy in poolkit/slab.h).
+ *
+ * Blocks. The managed region is N slots of min_block bytes; its base is
+ * aligned absolutely to min_block. A block of order k is min_block << k bytes
+ * and starts at a multiple of its own size relative to the base (so it is
+ * aligned absolutely to min(its size, the base's alignment)). A request of
+ * size bytes gets the smallest block that holds it: exactly a power of two
+ * >= min_block gets a block of that size. The region need not be a power of
+ * two: at init it is cut into the largest aligned blocks that fit (the
+ * binary digits of N, largest first), and buddies that would lie past the
+ * end never merge.
+ *
+ * Metadata carved from the buffer: a map of 2 bits per slot after the blocks,
+ * in whole words (ceil(N / (4 * sizeof(size_t))) of them), 1/(4 * min_block)
+ * of the region (1.6% with 16-byte slots, 0.8% with 32). Each slot says: no block starts here, a free block
+ * starts here, a live block starts here (its request fills it), or a live
+ * block starts here and the end of its slack holds a record of the slack.
+ * The map alone gives every block's order (the first slot s + 2^j that is
+ * a block start or the end), and whether a free buddy is whole (its middle
+ * slot is no block start). Free blocks are on doubly-linked per-order lists
+ * whose two links live in the free block itself; pk_buddy holds the list
+ * heads and a bitmap of non-empty orders, so alloc finds its order with one
+ * find-first-set, and push and pop are O(1).
+ *
+ * Requested bytes are exact without a header or a per-block table: a block
+ * whose request r is below its size B ends with the slack B - r written in
+ * base 128, last byte first (1 byte up to 127 bytes of slack, 2 up to 16383,
+ * ...), inside the slack. So pk_buddy_usable_size returns the request, not the
+ * block size: bytes past the request are not the client's. Writing past it
+ * damages the record; free then reports PK_ERR_GUARD_CORRUPT when the record
+ * is impossible, and check always (the records must add up to the requested
+ * total).
+ *
+ * Sizing: PK_BUDDY_BUFFER_SIZE(capacity, min_block) bytes always manage at
+ * least capacity bytes; pk_buddy_metadata_size(size, min_block) says how much
+ * of a buffer is not blocks.
+ *
+ * Checks that stay on in release builds: foreign pointers, pointers that are
+ * not a block start (inside a live block: PK_ERR_MISALIGNED_PTR), frees of
+ * blocks that are not live (freed already, merged since into a larger free
+ * block, or never handed out: PK_ERR_DOUBLE_FREE), free-list links damaged
+ * by a write after free (found when a list is used: reported as
+ * PK_ERR_CORRUPT and the lists rebuilt from the map).
+ *
+ * Thread and ISR safety: set a lock with pk_buddy_set_lock before sharing;
+ * alloc and free hold it for O(log n) steps and are ISR-safe when it is (a
+ * PRIMASK critical section). A slab cache over a buddy takes the buddy's lock
+ * inside its own: the lock must allow that nesting if both are the same.
+ */
+#ifndef POOLKIT_BUDDY_H
+#define POOLKIT_BUDDY_H
+
+#include <limits.h>
+
+#include "poolkit/allocator.h"
+#include "poolkit/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The smallest slot: max(alignof(max_align_t), 2 * sizeof(void *)), room
+ * for a free block's two links (16 bytes on x86-64, 8 on Cortex-M). */
+#define PK_BUDDY_MIN_BLOCK                                                          \
+    ((size_t)PK_MAX_ALIGN > 2 * sizeof(void *) ? (size_t)PK_MAX_ALIGN : 2 * sizeof(void *))
+
+/* Orders a buddy can have (one list head per order). */
+#define PK_BUDDY_MAX_ORDERS (sizeof(size_t) * CHAR_BIT)
+
+/* A free block's links (internal). */
+typedef struct pk_buddy_node {
+    struct pk_buddy_node *next;
+    struct pk_buddy_node *prev;
+} pk_buddy_node;
+
+/* Buddy state: public only so that it can be declared statically; use the
+ * functions, never the fields. */
+typedef struct pk_buddy {
+    unsigned char *base;        /* slot 0, aligned absolutely to min_block */
+    size_t *map;                /* 2 bits per slot (slot s: word s / (4 * sizeof(size_t)),
+                                   bits 2 * (s % (4 * sizeof(size_t)))), after the blocks */
+    size_t slots;               /* N */
+    size_t capacity;            /* N * min_block */
+    size_t min_block;
+    size_t base_align;          /* base's absolute alignment (its lowest set bit) */
+    unsigned shift;             /* log2(min_block) */
+    unsigned max_order;         /* floor(log2(N)) */
+    size_t nonempty;            /* bit k: free list k is non-empty */
+    pk_buddy_node *free_lists[PK_BUDDY_MAX_ORDERS];
+    size_t in_use;              /* bytes of live blocks */
+    size_t requested;           /* bytes requested by live blocks */
+    size_t peak_in_use;
+    size_t live, peak_live;
+    uint64_t allocs, frees, failures, rejected;
+    const char *name;
+    pk_lock lock;
+    pk_allocator view;
+} pk_buddy;
+
+/* The slot size a min_block argument gives (internal): below the minimum
+ * (0 included) the minimum. */
+#define PK_BUDDY_BLOCK_(min_block)                                                   \
+    ((size_t)(min_block) < PK_BUDDY_MIN_BLOCK ? PK_BUDDY_MIN_BLOCK : (size_t)(min_block))
+#define PK_BUDDY_SLOTS_(capacity, min_block)                                         \
+    (((size_t)(capacity) + PK_BUDDY_BLOCK_(min_block) - 1u) / PK_BUDDY_BLOCK_(min_block))
+
+#define PK_BUDDY_MAP_BYTES_(slots)                                                   \
+    (((size_t)(slots) + 4u * sizeof(size_t) - 1u) / (4u * sizeof(size_t)) * sizeof(size_t))
+
+/* Bytes a buffer needs so that at least capacity bytes (rounded up to the
+ * slot size) are managed, whatever the buffer's address: worst-case padding
+ * to min_block, the slots, the 2-bit map. A constant expression when the
+ * arguments are; min_block must be valid (see pk_buddy_init). */
+#define PK_BUDDY_BUFFER_SIZE(capacity, min_block)                                    \
+    (PK_BUDDY_BLOCK_(min_block) - 1u +                                               \
+     PK_BUDDY_SLOTS_(capacity, min_block) * PK_BUDDY_BLOCK_(min_block) +             \
+     PK_BUDDY_MAP_BYTES_(PK_BUDDY_SLOTS_(capacity, min_block)))
+
+/* Bytes of a buffer of size bytes, aligned to min_block, that do not become
+ * blocks: the map (2 bits per slot in whole words) and a remainder too small
+ * for a slot and its map bits. A buffer not so aligned loses up to
+ * min_block - 1 bytes more to padding. SIZE_MAX when min_block is invalid.
+ * O(1). */
+size_t pk_buddy_metadata_size(size_t size, size_t min_block);
+
+/* Makes a buddy allocator over the size bytes at buf. min_block is the
+ * smallest block, a power of two; 0 and powers of two below
+ * PK_BUDDY_MIN_BLOCK are rounded up to it. O(N / 4): it clears the map, and
+ * puts the region on the free lists as the largest aligned blocks that fit.
+ * Returns PK_ERR_INVALID_ARG, leaving *b untouched, iff b or buf is NULL,
+ * min_block is neither 0 nor a power of two, or the buffer cannot hold one
+ * slot and its map after aligning to min_block. Calls no handler. */
+pk_status pk_buddy_init(pk_buddy *b, void *buf, size_t size, size_t min_block);
+
+/* A block of the smallest order that holds size bytes (size 0: the smallest
+ * block), aligned to min_block absolutely and to its own size relative to
+ * the base; or NULL (a failure, not a fault) when no free block is large
+ * enough or size exceeds the largest order. O(log n) in the number of
+ * orders: one find-first-set, then one O(1) split per order below the block
+ * found. ISR-safe as described above. A damaged free list found here is
+ * reported as PK_ERR_CORRUPT (once, counted as rejected), the lists are
+ * rebuilt from the map (O(N), once) and NULL is returned. */
+void *pk_buddy_alloc(pk_buddy *b, size_t size);
+
+/* size bytes aligned absolutely to align (a power of two; 0 = min_block).
+ * An align up to min_block costs nothing; a larger one is served by asking
+ * for max(size, align), a block that size is aligned to it, when the base
+ * itself is aligned to align (give the buddy a buffer aligned that much);
+ * otherwise NULL (a failure). NULL and PK_ERR_INVALID_ARG (rejected) for an
+ * align that is not a power of two. requested counts size. O(log n). */
+void *pk_buddy_alloc_aligned(pk_buddy *b, size_t size, size_t align);
+
+/* Gives p back, merging it with its free buddy, then with that block's
+ * buddy, and so on. O(log n). NULL is a no-op. Misuse is reported once,
+ * returned, counted as rejected, and changes nothing: PK_ERR_FOREIGN_PTR (not
+ * in the managed region), PK_ERR_MISALIGNED_PTR (not a block start: inside a
+ * live block), PK_ERR_DOUBLE_FREE (inside or at the start of a free block:
+ * freed twice, merged since, or never handed out). The block is freed but
+ * the call returns a fault when the record past the request was overwritten
+ * (PK_ERR_GUARD_CORRUPT; requested is then recounted from the map, O(N)) or
+ * a free list was found damaged (PK_ERR_CORRUPT; the lists are rebuilt from
+ * the map, O(N)). A map that cannot be right for p (its block would run past
+ * the region) is PK_ERR_CORRUPT with nothing changed (counted as rejected). */
+pk_status pk_buddy_free(pk_buddy *b, void *p);
+
+/* The size requested for the live block p (see above: not the block size),
+ * or 0 when p is not a live block or its record was overwritten (no fault).
+ * O(log n); takes the lock. */
+size_t pk_buddy_usable_size(const pk_buddy *b, const void *p);
+
+/* The block size of the live block p (its power of two), or 0 when p is not
+ * a live block (no fault). O(log n); takes the lock. */
+size_t pk_buddy_block_size(const pk_buddy *b, const void *p);
+
+/* Statistics: capacity (the managed region: N * min_block), in_use (block
+ * sizes of live blocks), requested (exact), free_bytes (capacity - in_use),
+ * largest_free (the largest free block), live, peaks, counters; block_size 0.
+ * Internal fragmentation, pk_frag_internal, is the cost of rounding to powers
+ * of two. O(1); takes the lock. */
+void pk_buddy_stats(const pk_buddy *b, pk_stats *out);
+
+/* Sets the peaks to the current values. O(1); takes the lock. */
+void pk_buddy_reset_peaks(pk_buddy *b);
+
+/* Walks the map block by block (every slot where a block must start is one,
+ * each block fits, no two free buddies left unmerged, each record past a
+ * request possible) and every free list (links inside the region, back links,
+ * no cycle, each node a free block of the list's order, lengths equal to the
+ * map's counts, the bitmap of non-empty lists), and the counters (live,
+ * in_use, requested, peaks) against the walk. PK_OK or the first problem
+ * (PK_ERR_CORRUPT), reported through the handler. Repairs nothing. O(N);
+ * holds the lock. */
+pk_status pk_buddy_check(const pk_buddy *b);
+
+/* Names the allocator in faults and reports (kept, not copied; NULL =
+ * "buddy"). O(1). */
+void pk_buddy_set_name(pk_buddy *b, const char *name);
+
+/* Sets the lock (copied; NULL removes it). PK_ERR_INVALID_ARG, changing
+ * nothing, when exactly one of lock and unlock is NULL. Call it before the
+ * allocator is shared. O(1). */
+pk_status pk_buddy_set_lock(pk_buddy *b, const pk_lock *lock);
+
+/* The generic view: alloc_aligned is pk_buddy_alloc_aligned; no realloc of
+ * its own (pk_realloc allocates, copies and frees). O(1). */
+pk_allocator *pk_buddy_allocator(pk_buddy *b);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

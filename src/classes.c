@@ -1,0 +1,610 @@
+/*
+ * Size-class set. See include/poolkit/classes.h for the contract.
+ *
+ * The fast paths (no lock set) are the pool's plus a little arithmetic:
+ * - alloc: the octave table and a short scan give the smallest class that
+ *   fits (sizes[] ends with SIZE_MAX, so the scan stops at n for a size no
+ *   class holds); the bitmap of non-empty classes, masked from that class up
+ *   (reach << class: all ones with fall-through, one bit without), gives the
+ *   class to serve in one find-first-set; the pool's alloc, then the class's
+ *   free count, the bitmap and the set's counters and peaks;
+ * - free: one comparison against the span of all pools, the slice table and
+ *   a short scan over the pools' starts (pools lie one after another), the
+ *   pool's free (whose slow path catches interior pointers and double frees
+ *   and reports them itself: each pool carries the set's name), then the
+ *   counters.
+ * The pools' own fast paths are inlined (src/pool_fast.h); whatever they
+ * decline goes to pk_pool_alloc / pk_pool_free.
+ * While a lock is set, fast_reach and fast_span are 0, so that the fast paths'
+ * single tests send every call to the locked paths.
+ *
+ * The lock. A pool reports misuse from inside pk_pool_free (and a damaged free
+ * list from inside pk_pool_alloc, and a problem from inside pk_pool_check),
+ * after releasing its own lock. The set's lock must then be released too
+ * before the pool reports, yet after the pool has done its work, and taken
+ * only once. So while the set has a lock, each inner pool gets a proxy lock:
+ * its lock function does nothing (the set already holds its lock when it
+ * calls the pool), and its unlock function, when the set asked for it
+ * (`release`), finishes the set's bookkeeping for the class in `pending`
+ * (from the change in the pool's free blocks: one more is a free, one fewer
+ * an alloc) and releases the set's lock. The pool's contract guarantees the
+ * order: with a lock set, every pool call on a non-NULL pointer takes its lock
+ * once and releases it before it reports. Without a lock the pools have none
+ * and report with nothing held.
+ */
+#include <string.h>
+
+#include "core/internal.h"
+#include "poolkit/classes.h"
+#include "pool_fast.h"
+
+#define CLASSES_DEFAULT_NAME "classes"
+#define CLASSES_NONE ((size_t)-1)
+#define REACH_ON (~(uint32_t)0) /* fall-through: every class from the first that fits */
+#define REACH_OFF ((uint32_t)1) /* that class only */
+
+static const pk_allocator_ops classes_ops;
+
+static const char *set_name(const pk_classes *c)
+{
+    return c->name != NULL ? c->name : CLASSES_DEFAULT_NAME;
+}
+
+static size_t class_align(const pk_class_spec *s)
+{
+    return s->align != 0 ? s->align : PK_MAX_ALIGN;
+}
+
+/* PK_POOL_BUFFER_SIZE for a class, with checked arithmetic and the pool's own
+ * conditions on the stride; 0 when the spec is invalid or too large. */
+static size_t pool_bytes(const pk_class_spec *s)
+{
+    size_t align = class_align(s);
+    if (s->block_size == 0 || s->count == 0 || !pk__is_pow2(align)) {
+        return 0;
+    }
+    size_t stride, blocks, total;
+    if (pk__round_up_overflows(s->block_size < sizeof(size_t) ? sizeof(size_t) : s->block_size, align,
+                               &stride) ||
+        stride > SIZE_MAX / 2 || pk__mul_overflows(s->count, stride + 1, &blocks) ||
+        pk__add_overflows(blocks, align - 1, &total)) {
+        return 0;
+    }
+    return total;
+}
+
+/* The first class whose block can hold any size s with b bits in
+ * max(s - 1, 1): the lowest such size is 0 for b = 1, 2^(b-1) + 1 above. */
+static unsigned char first_class_of_octave(const pk_classes *c, unsigned b)
+{
+    size_t lowest = b <= 1 ? 0 : ((size_t)1 << (b - 1)) + 1;
+    size_t i = 0;
+    while (c->sizes[i] < lowest) {
+        i++;
+    }
+    return (unsigned char)i;
+}
+
+/* The smallest shift that puts offsets below span in PK_CLASSES_SLICES slices. */
+static unsigned slice_shift_for(size_t span)
+{
+    unsigned shift = 0;
+    while (((span - 1) >> shift) >= PK_CLASSES_SLICES) {
+        shift++;
+    }
+    return shift;
+}
+
+/* The last pool starting at or below the start of slice k. */
+static unsigned char pool_of_slice(const pk_classes *c, size_t k)
+{
+    size_t offset = k << c->slice_shift;
+    size_t i = 0;
+    while (i + 1 < c->n && c->starts[i + 1] - c->first_start <= offset) {
+        i++;
+    }
+    return (unsigned char)i;
+}
+
+size_t pk_classes_buffer_size(const pk_class_spec *specs, size_t n)
+{
+    if (specs == NULL || n == 0 || n > PK_CLASSES_MAX) {
+        return 0;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t bytes = pool_bytes(&specs[i]);
+        if (bytes == 0 || (i > 0 && specs[i].block_size <= specs[i - 1].block_size) ||
+            pk__add_overflows(total, bytes, &total)) {
+            return 0;
+        }
+    }
+    return total;
+}
+
+pk_status pk_classes_init(pk_classes *c, void *buf, size_t buf_size, const pk_class_spec *specs,
+                          size_t n)
+{
+    if (c == NULL || buf == NULL) {
+        return PK_ERR_INVALID_ARG;
+    }
+    size_t need = pk_classes_buffer_size(specs, n);
+    if (need == 0 || buf_size < need) {
+        return PK_ERR_INVALID_ARG;
+    }
+    /* Every condition under which a pool's init fails was checked above:
+     * nothing fails from here on. */
+    memset(c, 0, sizeof *c);
+    c->n = n;
+    c->reach = REACH_ON;
+    c->fast_reach = REACH_ON;
+    c->first_start = (uintptr_t)buf;
+    c->span = need;
+    c->fast_span = need;
+    c->slice_shift = slice_shift_for(need);
+    c->pending = CLASSES_NONE;
+    c->name = CLASSES_DEFAULT_NAME;
+    for (size_t k = 0; k <= PK_CLASSES_MAX; k++) {
+        c->sizes[k] = SIZE_MAX;
+    }
+    for (size_t k = 0; k <= PK_CLASSES_MAX; k++) {
+        c->starts[k] = UINTPTR_MAX;
+    }
+    unsigned char *at = buf;
+    for (size_t i = 0; i < n; i++) {
+        size_t bytes = pool_bytes(&specs[i]);
+        c->specs[i] = specs[i];
+        c->sizes[i] = specs[i].block_size;
+        c->starts[i] = (uintptr_t)at;
+        c->avail[i] = specs[i].count;
+        c->nonempty |= (uint32_t)1 << i;
+        (void)pk_pool_init(&c->pools[i], at, bytes, specs[i].block_size, specs[i].align);
+        pk_pool_set_name(&c->pools[i], CLASSES_DEFAULT_NAME);
+        at += bytes;
+    }
+    for (unsigned b = 0; b < sizeof c->first; b++) {
+        c->first[b] = first_class_of_octave(c, b);
+    }
+    for (size_t k = 0; k < PK_CLASSES_SLICES; k++) {
+        c->slice[k] = pool_of_slice(c, k);
+    }
+    c->view.ops = &classes_ops;
+    c->view.self = c;
+    return PK_OK;
+}
+
+/* The set's lock, when it has one. */
+static void lock_set(const pk_classes *c)
+{
+    pk__lock(&c->lock);
+}
+
+static void unlock_set(const pk_classes *c)
+{
+    pk__unlock(&c->lock);
+}
+
+/* The smallest class whose block holds size, or n when none does. */
+static PK__ALWAYS_INLINE size_t class_for(const pk_classes *c, size_t size)
+{
+    size_t below = size - (size != 0);
+    size_t i = c->first[PK__WORD_BITS - pk__clz(below | 1u)];
+    while (c->sizes[i] < size) {
+        i++;
+    }
+    return i;
+}
+
+/* The class owning addr, offset bytes into the span (offset < span): the
+ * last pool starting at or below it (starts[n] is UINTPTR_MAX). */
+static PK__ALWAYS_INLINE size_t owner_of(const pk_classes *c, uintptr_t addr, size_t offset)
+{
+    size_t i = c->slice[offset >> c->slice_shift];
+    while (c->starts[i + 1] <= addr) {
+        i++;
+    }
+    return i;
+}
+
+/* Bookkeeping after class i's pool handed out or took back a block. */
+static PK__ALWAYS_INLINE void note_alloc(pk_classes *c, size_t i)
+{
+    if (--c->avail[i] == 0) {
+        c->nonempty &= ~((uint32_t)1 << i);
+    }
+    c->live++;
+    c->in_use += c->sizes[i];
+    if (c->live > c->peak_live) {
+        c->peak_live = c->live;
+    }
+    if (c->in_use > c->peak_in_use) {
+        c->peak_in_use = c->in_use;
+    }
+}
+
+static PK__ALWAYS_INLINE void note_free(pk_classes *c, size_t i)
+{
+    c->avail[i]++;
+    c->nonempty |= (uint32_t)1 << i;
+    c->live--;
+    c->in_use -= c->sizes[i];
+}
+
+/* The proxy lock of the inner pools while the set has a lock (see the top of
+ * this file). */
+static void proxy_lock(void *ctx)
+{
+    (void)ctx; /* the set's lock is already held */
+}
+
+static void proxy_unlock(void *ctx)
+{
+    pk_classes *c = ctx;
+    if (!c->release) {
+        return;
+    }
+    c->release = false;
+    size_t i = c->pending;
+    if (i != CLASSES_NONE) {
+        c->pending = CLASSES_NONE;
+        /* The pool's state is final here; asking it re-enters the proxy,
+         * which does nothing now that release is off. */
+        size_t avail = pk_pool_available(&c->pools[i]);
+        if (avail < c->avail[i]) {
+            note_alloc(c, i);
+        } else if (avail > c->avail[i]) {
+            note_free(c, i);
+        }
+    }
+    c->lock.unlock(c->lock.ctx);
+}
+
+/* Calls class i's pool alloc with the set's lock held; returns with it
+ * released. */
+static void *take_locked(pk_classes *c, size_t i)
+{
+    if (c->lock.lock != NULL) {
+        c->pending = i;
+        c->release = true;
+        return pk_pool_alloc(&c->pools[i]); /* its unlock settles and releases */
+    }
+    void *block = pk_pool_alloc(&c->pools[i]);
+    if (block != NULL) {
+        note_alloc(c, i);
+    }
+    return block;
+}
+
+/* Every alloc the fast path does not finish: a lock set, no class to serve,
+ * an alignment asked (the view). align 0: the class's own. */
+PK__SLOW_PATH static void *alloc_slow(pk_classes *c, size_t size, size_t align)
+{
+    lock_set(c);
+    size_t i = class_for(c, size);
+    uint32_t candidates = c->nonempty & (uint32_t)((uint64_t)c->reach << i);
+    size_t j = candidates != 0 ? pk__ctz(candidates) : CLASSES_NONE;
+    if (j == CLASSES_NONE || align > class_align(&c->specs[j])) {
+        c->failures++;
+        unlock_set(c);
+        return NULL;
+    }
+    return take_locked(c, j);
+}
+
+/* Class j's pool declined the fast path (a block to carve, or its list
+ * damaged: then the pool reports it and NULL is returned). No lock set. */
+PK__SLOW_PATH static void *alloc_from_pool(pk_classes *c, size_t j)
+{
+    void *block = pk_pool_alloc(&c->pools[j]);
+    if (block != NULL) {
+        note_alloc(c, j);
+    }
+    return block;
+}
+
+void *pk_classes_alloc(pk_classes *c, size_t size)
+{
+    size_t i = class_for(c, size);
+    /* i <= n <= 32: shifted in 64 bits, i == 32 leaves no candidate. While
+     * a lock is set, fast_reach is 0 and the bitmap, which other threads
+     * write under the lock, is not read here. */
+    uint32_t reach = (uint32_t)((uint64_t)c->fast_reach << i);
+    uint32_t candidates = reach != 0 ? c->nonempty & reach : 0;
+    if (candidates == 0) {
+        return alloc_slow(c, size, 0);
+    }
+    size_t j = pk__ctz(candidates);
+    void *block = pk__pool_pop_fast(&c->pools[j]);
+    if (block == NULL) {
+        return alloc_from_pool(c, j);
+    }
+    note_alloc(c, j);
+    return block;
+}
+
+/* Class i's pool declined the fast path: a misuse (the pool reports it, with
+ * the set's name). No lock set. */
+PK__SLOW_PATH static pk_status free_to_pool(pk_classes *c, size_t i, void *p)
+{
+    pk_status status = pk_pool_free(&c->pools[i], p);
+    if (status == PK_OK) {
+        note_free(c, i);
+    }
+    return status;
+}
+
+PK__SLOW_PATH static pk_status free_slow(pk_classes *c, void *p)
+{
+    if (p == NULL) {
+        return PK_OK;
+    }
+    uintptr_t addr = (uintptr_t)p;
+    size_t offset = (size_t)(addr - c->first_start);
+    lock_set(c);
+    if (offset >= c->span) {
+        c->rejected++;
+        const char *name = set_name(c);
+        unlock_set(c);
+        return pk_report_fault(PK_ERR_FOREIGN_PTR, name, p);
+    }
+    size_t i = owner_of(c, addr, offset);
+    if (c->lock.lock != NULL) {
+        c->pending = i;
+        c->release = true;
+        return pk_pool_free(&c->pools[i], p); /* its unlock settles and releases */
+    }
+    pk_status status = pk_pool_free(&c->pools[i], p);
+    if (status == PK_OK) {
+        note_free(c, i);
+    }
+    return status;
+}
+
+pk_status pk_classes_free(pk_classes *c, void *p)
+{
+    uintptr_t addr = (uintptr_t)p;
+    size_t offset = (size_t)(addr - c->first_start);
+    if (offset >= c->fast_span) {
+        return free_slow(c, p);
+    }
+    size_t i = owner_of(c, addr, offset);
+    if (!pk__pool_push_fast(&c->pools[i], p)) {
+        return free_to_pool(c, i, p);
+    }
+    note_free(c, i);
+    return PK_OK;
+}
+
+void pk_classes_set_fallthrough(pk_classes *c, bool on)
+{
+    lock_set(c);
+    c->reach = on ? REACH_ON : REACH_OFF;
+    if (c->lock.lock == NULL) {
+        c->fast_reach = c->reach; /* (while locked it stays 0, unwritten) */
+    }
+    unlock_set(c);
+}
+
+void pk_classes_class_stats(const pk_classes *c, size_t i, pk_stats *out)
+{
+    if (i >= c->n) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    lock_set(c);
+    pk_pool_stats(&c->pools[i], out);
+    unlock_set(c);
+}
+
+void pk_classes_stats(const pk_classes *c, pk_stats *out)
+{
+    pk_stats s;
+    memset(&s, 0, sizeof s);
+    lock_set(c);
+    for (size_t i = 0; i < c->n; i++) {
+        pk_stats p;
+        pk_pool_stats(&c->pools[i], &p);
+        s.capacity += p.capacity;
+        s.free_bytes += p.free_bytes;
+        s.allocs += p.allocs;
+        s.frees += p.frees;
+        s.failures += p.failures;
+        s.rejected += p.rejected;
+    }
+    s.in_use = c->in_use;
+    s.requested = c->in_use;
+    s.peak_in_use = c->peak_in_use;
+    s.largest_free = c->nonempty != 0 ? c->sizes[pk__log2_floor(c->nonempty)] : 0;
+    s.live = c->live;
+    s.peak_live = c->peak_live;
+    s.failures += c->failures;
+    s.rejected += c->rejected;
+    unlock_set(c);
+    *out = s;
+}
+
+void pk_classes_reset_peaks(pk_classes *c)
+{
+    lock_set(c);
+    for (size_t i = 0; i < c->n; i++) {
+        pk_pool_reset_peaks(&c->pools[i]);
+    }
+    c->peak_live = c->live;
+    c->peak_in_use = c->in_use;
+    unlock_set(c);
+}
+
+/* The set's own invariants, the pools seen through their functions. O(n). */
+static bool set_consistent(const pk_classes *c)
+{
+    size_t n = c->n;
+    bool locked = c->lock.lock != NULL;
+    if (n == 0 || n > PK_CLASSES_MAX || (c->reach != REACH_ON && c->reach != REACH_OFF) ||
+        c->fast_reach != (locked ? 0 : c->reach) || c->fast_span != (locked ? 0 : c->span) ||
+        c->slice_shift != slice_shift_for(c->span) || c->pending != CLASSES_NONE || c->release ||
+        (n < 32 && (c->nonempty >> n) != 0)) {
+        return false;
+    }
+    uintptr_t at = c->first_start;
+    size_t live = 0, in_use = 0, blocks = 0, capacity = 0;
+    const char *name = set_name(c);
+    for (size_t i = 0; i < n; i++) {
+        const pk_class_spec *s = &c->specs[i];
+        const pk_pool *pool = &c->pools[i];
+        size_t bytes = pool_bytes(s);
+        if (bytes == 0 || (i > 0 && s->block_size <= c->specs[i - 1].block_size) ||
+            c->sizes[i] != s->block_size || c->starts[i] != at || pk_pool_capacity(pool) != s->count) {
+            return false;
+        }
+        /* The pool's blocks lie in its part of the buffer: they start within
+         * the alignment padding and end before the usage map. */
+        if (pk_pool_owns(pool, (const void *)(at - 1)) ||
+            !pk_pool_owns(pool, (const void *)(at + class_align(s) - 1)) ||
+            pk_pool_owns(pool, (const void *)(at + bytes - s->count)) ||
+            pk_name(pk_pool_allocator((pk_pool *)pool)) != name) {
+            return false;
+        }
+        size_t avail = pk_pool_available(pool);
+        if (avail != c->avail[i] || avail > s->count || ((c->nonempty >> i) & 1u) != (avail != 0)) {
+            return false;
+        }
+        live += s->count - avail;
+        in_use += (s->count - avail) * s->block_size;
+        blocks += s->count;
+        capacity += s->count * s->block_size;
+        at += bytes;
+    }
+    if (at - c->first_start != c->span || c->sizes[n] != SIZE_MAX) {
+        return false;
+    }
+    for (size_t k = n; k <= PK_CLASSES_MAX; k++) {
+        if (c->starts[k] != UINTPTR_MAX) {
+            return false;
+        }
+    }
+    for (size_t k = 0; k < PK_CLASSES_SLICES; k++) {
+        if (c->slice[k] != pool_of_slice(c, k)) {
+            return false;
+        }
+    }
+    for (unsigned b = 0; b < sizeof c->first; b++) {
+        if (c->first[b] != first_class_of_octave(c, b)) {
+            return false;
+        }
+    }
+    return c->live == live && c->in_use == in_use && c->peak_live >= live &&
+           c->peak_in_use >= in_use && c->peak_live <= blocks && c->peak_in_use <= capacity;
+}
+
+pk_status pk_classes_check(const pk_classes *c)
+{
+    /* Only the proxy's release flag is written (see the top of the file). */
+    pk_classes *m = (pk_classes *)(uintptr_t)c;
+    bool locked = c->lock.lock != NULL;
+    lock_set(c);
+    if (!set_consistent(c)) {
+        const char *name = set_name(c);
+        unlock_set(c);
+        return pk_report_fault(PK_ERR_CORRUPT, name, NULL);
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        if (i > 0) {
+            lock_set(c);
+        }
+        m->release = locked; /* the pool's unlock releases the set's lock */
+        pk_status status = pk_pool_check(&c->pools[i]);
+        if (status != PK_OK) {
+            return status; /* reported by the pool, with the set's name */
+        }
+    }
+    return PK_OK;
+}
+
+void pk_classes_set_name(pk_classes *c, const char *name)
+{
+    c->name = name != NULL ? name : CLASSES_DEFAULT_NAME;
+    for (size_t i = 0; i < c->n; i++) {
+        pk_pool_set_name(&c->pools[i], c->name);
+    }
+}
+
+pk_status pk_classes_set_lock(pk_classes *c, const pk_lock *lock)
+{
+    if (lock != NULL && (lock->lock == NULL) != (lock->unlock == NULL)) {
+        return PK_ERR_INVALID_ARG;
+    }
+    static const pk_lock no_lock = {NULL, NULL, NULL};
+    c->lock = lock != NULL && lock->lock != NULL ? *lock : no_lock;
+    bool locked = c->lock.lock != NULL;
+    pk_lock proxy = {proxy_lock, proxy_unlock, c};
+    for (size_t i = 0; i < c->n; i++) {
+        (void)pk_pool_set_lock(&c->pools[i], locked ? &proxy : NULL);
+    }
+    c->fast_reach = locked ? 0 : c->reach;
+    c->fast_span = locked ? 0 : c->span;
+    c->pending = CLASSES_NONE;
+    c->release = false;
+    return PK_OK;
+}
+
+pk_allocator *pk_classes_allocator(pk_classes *c)
+{
+    return &c->view;
+}
+
+/* Generic view. */
+
+static void *view_alloc_aligned(void *self, size_t size, size_t align)
+{
+    pk_classes *c = self;
+    if (align == 0) {
+        return pk_classes_alloc(c, size);
+    }
+    if (!pk__is_pow2(align)) {
+        lock_set(c);
+        c->rejected++;
+        const char *name = set_name(c);
+        unlock_set(c);
+        (void)pk_report_fault(PK_ERR_INVALID_ARG, name, NULL);
+        return NULL;
+    }
+    return alloc_slow(c, size, align);
+}
+
+static pk_status view_free(void *self, void *ptr)
+{
+    return pk_classes_free(self, ptr);
+}
+
+static void view_stats(const void *self, pk_stats *out)
+{
+    pk_classes_stats(self, out);
+}
+
+static pk_status view_check(const void *self)
+{
+    return pk_classes_check(self);
+}
+
+static const char *view_name(const void *self)
+{
+    return set_name(self);
+}
+
+static size_t view_usable_size(const void *self, const void *ptr)
+{
+    const pk_classes *c = self;
+    uintptr_t addr = (uintptr_t)ptr;
+    size_t offset = (size_t)(addr - c->first_start);
+    size_t usable = 0;
+    lock_set(c);
+    if (offset < c->span) {
+        usable = pk_pool_usable_size(&c->pools[owner_of(c, addr, offset)], ptr);
+    }
+    unlock_set(c);
+    return usable;
+}
+
+static const pk_allocator_ops classes_ops = {
+    view_alloc_aligned, view_free, NULL, view_stats, view_check, view_name, view_usable_size,
+};
