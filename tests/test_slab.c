@@ -1130,23 +1130,8 @@ static void test_lock_wraps_every_operation(void **state)
     assert_check_ok(&c);
 }
 
-/* The randomized driver, through the generic view.
- *
- * The driver requires largest_free <= free_bytes, and for fixed-size
- * allocators largest_free = block size iff free_bytes != 0. The SPEC's slab
- * row says largest_free is the object size also when no object is free but a
- * slab can be had, which free_bytes (the held slabs' free objects) does not
- * count. The driver sees the stats through this wrapper, which reports
- * largest_free as "an object is free in a held slab"; the rest of the view is
- * the cache's own. The SPEC's largest_free is tested above. */
-static void held_stats(const void *self, pk_stats *out)
-{
-    pk_slab_stats(self, out);
-    if (out->free_bytes == 0) {
-        out->largest_free = 0;
-    }
-}
-
+/* The randomized driver, through the generic view (grows_on_demand: the
+ * SPEC's largest_free counts a slab that can be had). */
 /* The driver stamps its blocks, so these constructors only count. */
 static void count_ctor(void *obj, void *ctx)
 {
@@ -1185,13 +1170,12 @@ static void run_driver(size_t obj_size, size_t align, size_t slab_size, size_t p
                                   construct ? count_dtor : NULL, &lifecycle, &src, slab_size),
                      PK_OK);
     assert_int_equal(pk_slab_set_lock(&c, lock), PK_OK);
-    pk_allocator_ops ops_copy = *pk_slab_allocator(&c)->ops;
-    ops_copy.stats = held_stats;
-    pk_allocator view = {&ops_copy, &c};
+    pk_allocator *view = pk_slab_allocator(&c);
     size_t effective_align = align != 0 ? align : _Alignof(max_align_t);
     size_t per_slab = pk_slab_objects_per_slab(obj_size, align, slab_size);
     size_t capacity = per_slab * source_slots(&src_state);
     pk_driver_config cfg = {
+        .grows_on_demand = true,
         .seed = seed,
         .ops = ops,
         .min_size = 0,
@@ -1207,7 +1191,7 @@ static void run_driver(size_t obj_size, size_t align, size_t slab_size, size_t p
         .report = report_line,
     };
     pk_driver_result result;
-    assert_int_equal(pk_driver_run(&view, &cfg, &result), 0);
+    assert_int_equal(pk_driver_run(view, &cfg, &result), 0);
     assert_int_equal(result.ops, ops);
     if (ops >= 100000 && capacity + 8 < 4096) {
         assert_true(result.failures > 0); /* the growth phases ran the source dry */
@@ -1495,11 +1479,10 @@ static void test_random_over_buddy(void **state)
                                   4096),
                      PK_OK);
     assert_int_equal(pk_slab_set_lock(&c, &cl), PK_OK);
-    pk_allocator_ops ops_copy = *pk_slab_allocator(&c)->ops;
-    ops_copy.stats = held_stats;
-    pk_allocator view = {&ops_copy, &c};
+    pk_allocator *view = pk_slab_allocator(&c);
     size_t capacity = pk_slab_objects_per_slab(40, 8, 4096) * 16;
     pk_driver_config cfg = {
+        .grows_on_demand = true,
         .seed = 11,
         .ops = random_ops() / 4,
         .min_size = 0,
@@ -1514,7 +1497,7 @@ static void test_random_over_buddy(void **state)
         .report = report_line,
     };
     pk_driver_result result;
-    assert_int_equal(pk_driver_run(&view, &cfg, &result), 0);
+    assert_int_equal(pk_driver_run(view, &cfg, &result), 0);
     assert_int_equal(faults.calls, 0);
     pk_slab_shrink(&c);
     assert_int_equal(buddy_stats_of(&b).in_use, 0);

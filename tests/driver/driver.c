@@ -254,8 +254,10 @@ static void check_stats(run *r)
     if (s.rejected != r->base.rejected) {
         fail(r, "stats.rejected moved without misuse");
     }
+    size_t largest_bound = cfg->grows_on_demand && s.free_bytes < cfg->block_size ? cfg->block_size
+                                                                                   : s.free_bytes;
     if (s.requested > s.in_use || s.in_use > s.capacity || s.free_bytes > s.capacity - s.in_use ||
-        s.largest_free > s.free_bytes) {
+        s.largest_free > largest_bound) {
         fail(r, "stats inconsistent (requested <= in_use <= capacity, largest_free <= free_bytes)");
     }
     size_t requested = r->base.requested + (cfg->frees_reclaim_nothing ? r->requested_all : r->requested);
@@ -274,7 +276,8 @@ static void check_stats(run *r)
     if (cfg->block_size != 0 &&
         (s.block_size != cfg->block_size || s.in_use != live * cfg->block_size ||
          s.free_bytes != s.capacity - s.in_use ||
-         s.largest_free != (s.free_bytes != 0 ? cfg->block_size : 0))) {
+         (s.free_bytes != 0 ? s.largest_free != cfg->block_size
+                            : s.largest_free != 0 && !(cfg->grows_on_demand && s.largest_free == cfg->block_size)))) {
         fail(r, "fixed-size stats inconsistent");
     }
 }

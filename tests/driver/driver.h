@@ -56,6 +56,10 @@ typedef struct {
      * align below default_align need only have that align (the arena);
      * default_align then applies to blocks asked with the default only. */
     bool align_as_asked;
+    /* The allocator takes more memory on demand (a slab cache over a page
+     * source): largest_free may be the block size while no held block is
+     * free, since a new slab can be had. */
+    bool grows_on_demand;
 } pk_driver_config;
 
 typedef struct {
