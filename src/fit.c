@@ -54,18 +54,6 @@ static const pk_allocator_ops fit_ops;
 
 /* Word access. */
 
-static inline size_t load(const unsigned char *at)
-{
-    size_t v;
-    memcpy(&v, at, sizeof v);
-    return v;
-}
-
-static inline void store(unsigned char *at, size_t v)
-{
-    memcpy(at, &v, sizeof v);
-}
-
 static inline unsigned char *load_ptr(const unsigned char *at)
 {
     unsigned char *v;
@@ -107,8 +95,8 @@ static inline void set_next(unsigned char *b, unsigned char *next)
  * footer. */
 static inline void make_free(unsigned char *b, size_t size, size_t prev_flag)
 {
-    store(b, size | FLAG_FREE | prev_flag);
-    store(b + size - W, size);
+    pk__store_word(b, size | FLAG_FREE | prev_flag);
+    pk__store_word(b + size - W, size);
 }
 
 static const char *fit_name(const pk_fit *f)
@@ -201,7 +189,7 @@ static unsigned char *successor(const pk_fit *f, const unsigned char *b, unsigne
         node = prev_of(anchor); /* from the highest address down */
     }
     for (;;) {
-        size_t h = load(n);
+        size_t h = pk__load_word(n);
         if ((h & FLAG_FREE) != 0) {
             return n;
         }
@@ -259,13 +247,13 @@ static unsigned char *find_first(const pk_fit *f, size_t need, size_t align)
     unsigned char *anchor = anchor_of(f);
     unsigned char *b = next_of(anchor);
     if (align == 0) {
-        while (load(b) < need) { /* the anchor fits */
+        while (pk__load_word(b) < need) { /* the anchor fits */
             b = next_of(b);
         }
         return b != anchor ? b : NULL;
     }
     for (; b != anchor; b = next_of(b)) {
-        if (fits(b, load(b), need, align)) {
+        if (fits(b, pk__load_word(b), need, align)) {
             return b;
         }
     }
@@ -278,7 +266,7 @@ static unsigned char *find_best(const pk_fit *f, size_t need, size_t align)
     unsigned char *best = NULL;
     size_t best_size = SIZE_MAX;
     for (unsigned char *b = next_of(anchor); b != anchor; b = next_of(b)) {
-        size_t h = load(b);
+        size_t h = pk__load_word(b);
         size_t size = size_of(h);
         if (size < best_size && fits(b, h, need, align)) {
             best = b;
@@ -297,7 +285,7 @@ static unsigned char *find_next(const pk_fit *f, size_t need, size_t align)
     unsigned char *anchor = anchor_of(f);
     unsigned char *b = f->rover;
     do {
-        if (b != anchor && fits(b, load(b), need, align)) {
+        if (b != anchor && fits(b, pk__load_word(b), need, align)) {
             return b;
         }
         b = next_of(b);
@@ -323,7 +311,7 @@ static unsigned char *find(const pk_fit *f, size_t need, size_t align)
  * the rest, or b's successor. Returns the payload. */
 static void *take(pk_fit *f, unsigned char *b, size_t need)
 {
-    size_t h = load(b);
+    size_t h = pk__load_word(b);
     size_t size = size_of(h);
     size_t rest = size - need;
     if (rest >= MIN_BLOCK) {
@@ -338,9 +326,9 @@ static void *take(pk_fit *f, unsigned char *b, size_t need)
         list_remove(f, b);
         f->free_blocks--;
         unsigned char *n = b + size;
-        store(n, load(n) & ~FLAG_PREV_FREE);
+        pk__store_word(n, pk__load_word(n) & ~FLAG_PREV_FREE);
     }
-    store(b, need | (h & FLAG_PREV_FREE));
+    pk__store_word(b, need | (h & FLAG_PREV_FREE));
     f->in_use += need - W;
     f->live++;
     f->allocs++;
@@ -357,7 +345,7 @@ static void *take(pk_fit *f, unsigned char *b, size_t need)
  * returns the block after it (free, on the list right after b). */
 static unsigned char *split_gap(pk_fit *f, unsigned char *b, size_t gap)
 {
-    size_t h = load(b);
+    size_t h = pk__load_word(b);
     size_t size = size_of(h);
     unsigned char *a = b + gap;
     make_free(b, gap, h & FLAG_PREV_FREE);
@@ -374,12 +362,12 @@ static unsigned char *split_gap(pk_fit *f, unsigned char *b, size_t gap)
 static void release(pk_fit *f, unsigned char *b, size_t size, size_t h)
 {
     unsigned char *n = b + size;
-    size_t nh = load(n);
+    size_t nh = pk__load_word(n);
     /* Mark b free first: once merged, its old header still says so. */
-    store(b, h | FLAG_FREE);
+    pk__store_word(b, h | FLAG_FREE);
     if (coalescing(f)) {
         if ((h & FLAG_PREV_FREE) != 0) {
-            size_t prev_size = load(b - W);
+            size_t prev_size = pk__load_word(b - W);
             unsigned char *p = b - prev_size;
             size += prev_size;
             if ((nh & FLAG_FREE) != 0) {
@@ -388,7 +376,7 @@ static void release(pk_fit *f, unsigned char *b, size_t size, size_t h)
                 list_remove(f, n);
                 f->free_blocks--;
             } else {
-                store(n, nh | FLAG_PREV_FREE);
+                pk__store_word(n, nh | FLAG_PREV_FREE);
             }
             make_free(p, size, 0);
             f->hint = p;
@@ -402,7 +390,7 @@ static void release(pk_fit *f, unsigned char *b, size_t size, size_t h)
         }
     }
     make_free(b, size, h & FLAG_PREV_FREE);
-    store(n, nh | FLAG_PREV_FREE);
+    pk__store_word(n, nh | FLAG_PREV_FREE);
     list_insert_before(b, (nh & FLAG_FREE) != 0 ? n : successor(f, b, n));
     f->hint = b;
     f->free_blocks++;
@@ -421,7 +409,7 @@ static pk_status lookup(const pk_fit *f, const void *p, unsigned char **block, s
         return PK_ERR_MISALIGNED_PTR;
     }
     unsigned char *b = f->start + (addr - start - W);
-    size_t h = load(b);
+    size_t h = pk__load_word(b);
     size_t size = size_of(h);
     if ((h & LOW_BITS & ~FLAGS) != 0 || size < MIN_BLOCK || size > (size_t)(f->end - b)) {
         return PK_ERR_MISALIGNED_PTR; /* no block's header */
@@ -431,16 +419,16 @@ static pk_status lookup(const pk_fit *f, const void *p, unsigned char **block, s
     }
     /* A live block: the next block does not say it is free, and when it says
      * the block before is free, that block's footer and header agree. */
-    if ((load(b + size) & FLAG_PREV_FREE) != 0) {
+    if ((pk__load_word(b + size) & FLAG_PREV_FREE) != 0) {
         return PK_ERR_MISALIGNED_PTR;
     }
     if ((h & FLAG_PREV_FREE) != 0) {
         if (b == f->start) {
             return PK_ERR_MISALIGNED_PTR;
         }
-        size_t prev = load(b - W);
+        size_t prev = pk__load_word(b - W);
         if (prev < MIN_BLOCK || prev > (size_t)(b - f->start) ||
-            (load(b - prev) & ~FLAG_PREV_FREE) != (prev | FLAG_FREE)) {
+            (pk__load_word(b - prev) & ~FLAG_PREV_FREE) != (prev | FLAG_FREE)) {
             return PK_ERR_MISALIGNED_PTR;
         }
     }
@@ -492,7 +480,7 @@ pk_status pk_fit_init(pk_fit *f, void *buf, size_t size, pk_fit_policy policy, u
     fresh.view.self = f;
     *f = fresh;
     unsigned char *anchor = anchor_of(f);
-    store(anchor, SIZE_MAX);
+    pk__store_word(anchor, SIZE_MAX);
     set_prev(anchor, start);
     set_next(anchor, start);
     f->rover = anchor;
@@ -500,7 +488,7 @@ pk_status pk_fit_init(pk_fit *f, void *buf, size_t size, pk_fit_policy policy, u
     make_free(start, total, 0);
     set_prev(start, anchor);
     set_next(start, anchor);
-    store(start + total, FLAG_PREV_FREE); /* the sentinel */
+    pk__store_word(start + total, FLAG_PREV_FREE); /* the sentinel */
     return PK_OK;
 }
 
@@ -514,7 +502,7 @@ static void *alloc_locked(pk_fit *f, size_t need, size_t align)
         return NULL;
     }
     if (align != 0) {
-        size_t gap = aligned_gap(b, size_of(load(b)), need, align);
+        size_t gap = aligned_gap(b, size_of(pk__load_word(b)), need, align);
         if (gap != 0) {
             b = split_gap(f, b, gap);
         }
@@ -596,14 +584,14 @@ static bool resize_in_place(pk_fit *f, unsigned char *b, size_t h, size_t need)
     if (need <= size) {
         size_t rest = size - need;
         if (rest >= MIN_BLOCK) {
-            store(b, need | (h & FLAG_PREV_FREE));
+            pk__store_word(b, need | (h & FLAG_PREV_FREE));
             f->in_use -= rest;
             release(f, b + need, rest, rest);
         }
         return true;
     }
     unsigned char *n = b + size;
-    size_t nh = load(n);
+    size_t nh = pk__load_word(n);
     size_t combined = size + size_of(nh);
     if ((nh & FLAG_FREE) == 0 || combined < need) {
         return false;
@@ -618,9 +606,9 @@ static bool resize_in_place(pk_fit *f, unsigned char *b, size_t h, size_t need)
         list_remove(f, n);
         f->free_blocks--;
         unsigned char *after = b + combined;
-        store(after, load(after) & ~FLAG_PREV_FREE);
+        pk__store_word(after, pk__load_word(after) & ~FLAG_PREV_FREE);
     }
-    store(b, need | (h & FLAG_PREV_FREE));
+    pk__store_word(b, need | (h & FLAG_PREV_FREE));
     f->in_use += need - size;
     if (f->in_use > f->peak_in_use) {
         f->peak_in_use = f->in_use;
@@ -655,7 +643,7 @@ void *pk_fit_realloc(pk_fit *f, void *p, size_t size)
         if (result != NULL) {
             size_t old = size_of(h) - W;
             memcpy(result, p, old < size ? old : size);
-            free_block(f, b, load(b)); /* the header may have gained PREV_FREE */
+            free_block(f, b, pk__load_word(b)); /* the header may have gained PREV_FREE */
         }
     }
     const char *name = fit_name(f);
@@ -689,7 +677,7 @@ static size_t largest_free_block(const pk_fit *f)
         if (b < f->start || b >= f->end) {
             break;
         }
-        size_t size = size_of(load(b));
+        size_t size = size_of(pk__load_word(b));
         if (size > largest) {
             largest = size;
         }
@@ -751,7 +739,7 @@ static bool fit_consistent(const pk_fit *f)
     size_t live = 0, in_use = 0, free_blocks = 0;
     const unsigned char *b = f->start;
     while (b != f->end) {
-        size_t h = load(b);
+        size_t h = pk__load_word(b);
         size_t size = size_of(h);
         if ((h & LOW_BITS & ~FLAGS) != 0 || size < MIN_BLOCK || size > (size_t)(f->end - b) ||
             ((h & FLAG_PREV_FREE) != 0) != prev_free) {
@@ -759,7 +747,7 @@ static bool fit_consistent(const pk_fit *f)
         }
         bool is_free = (h & FLAG_FREE) != 0;
         if (is_free) {
-            if ((prev_free && coalescing(f)) || load(b + size - W) != size || b != expected ||
+            if ((prev_free && coalescing(f)) || pk__load_word(b + size - W) != size || b != expected ||
                 prev_of(b) != last_free) {
                 return false;
             }
@@ -775,7 +763,7 @@ static bool fit_consistent(const pk_fit *f)
         prev_free = is_free;
         b += size;
     }
-    return load(f->end) == (prev_free ? FLAG_PREV_FREE : 0) && load(anchor) == SIZE_MAX &&
+    return pk__load_word(f->end) == (prev_free ? FLAG_PREV_FREE : 0) && pk__load_word(anchor) == SIZE_MAX &&
            expected == anchor && prev_of(anchor) == last_free && rover_seen && hint_seen &&
            live == f->live && in_use == f->in_use && free_blocks == f->free_blocks;
 }

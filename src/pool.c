@@ -116,7 +116,7 @@ static void rebuild_free_lists(pk_pool *p)
     for (size_t i = p->carved; i-- > 0;) {
         if (!is_live(p, i)) {
             p->usage[i] = PK_POOL_FREE;
-            store_link(block_at(p, i), head);
+            pk__store_word(block_at(p, i), head);
             head = i;
         }
     }
@@ -139,7 +139,7 @@ static size_t pop_checked(pk_pool *p, size_t *head, bool *corrupt)
         *corrupt = true;
         return PK_POOL_NONE;
     }
-    *head = load_link(block_at(p, index));
+    *head = pk__load_word(block_at(p, index));
     return index;
 }
 
@@ -214,7 +214,7 @@ PK__SLOW_PATH static pk_status free_slow(pk_pool *p, void *block)
     } else {
         p->usage[index] = PK_POOL_FREE;
         size_t *head = active_head(p);
-        store_link(block, *head);
+        pk__store_word(block, *head);
         *head = index;
         p->frees++;
     }
@@ -296,13 +296,13 @@ void pk_pool_reset_peaks(pk_pool *p)
     if (*head != PK_POOL_NONE) {
         size_t tail = *head;
         for (size_t steps = 0; steps < p->carved; steps++) {
-            size_t next = load_link(block_at(p, tail));
+            size_t next = pk__load_word(block_at(p, tail));
             if (next >= p->carved) {
                 break;
             }
             tail = next;
         }
-        store_link(block_at(p, tail), p->reserve_head);
+        pk__store_word(block_at(p, tail), p->reserve_head);
         p->reserve_head = *head;
         *head = PK_POOL_NONE;
     }
@@ -317,7 +317,7 @@ void pk_pool_reset_peaks(pk_pool *p)
  * to *length. */
 static bool walk_free_list(const pk_pool *p, size_t head, size_t limit, size_t *length)
 {
-    for (size_t index = head; index != PK_POOL_NONE; index = load_link(block_at(p, index))) {
+    for (size_t index = head; index != PK_POOL_NONE; index = pk__load_word(block_at(p, index))) {
         if (index >= p->carved || p->usage[index] != PK_POOL_FREE || *length >= limit) {
             return false;
         }

@@ -10,22 +10,8 @@
 #ifndef POOLKIT_POOL_FAST_H
 #define POOLKIT_POOL_FAST_H
 
-#include <string.h>
-
 #include "core/internal.h"
 #include "poolkit/pool.h"
-
-static inline size_t load_link(const unsigned char *block)
-{
-    size_t next;
-    memcpy(&next, block, sizeof next);
-    return next;
-}
-
-static inline void store_link(unsigned char *block, size_t next)
-{
-    memcpy(block, &next, sizeof next);
-}
 
 static inline unsigned char *block_at(const pk_pool *p, size_t index)
 {
@@ -50,7 +36,7 @@ static PK__ALWAYS_INLINE void *pk__pool_pop_fast(pk_pool *p)
      * out twice. */
     if (index < p->fast_limit && p->usage[index] == PK_POOL_FREE) {
         unsigned char *block = block_at(p, index);
-        p->free_head = load_link(block);
+        p->free_head = pk__load_word(block);
         p->usage[index] = PK_POOL_LIVE;
         p->allocs++;
         return block;
@@ -66,7 +52,7 @@ static PK__ALWAYS_INLINE bool pk__pool_push_fast(pk_pool *p, void *block)
     size_t index = index_of(p, block);
     if (index < p->fast_limit && p->usage[index] == PK_POOL_LIVE) {
         p->usage[index] = PK_POOL_FREE;
-        store_link(block, p->free_head);
+        pk__store_word(block, p->free_head);
         p->free_head = index;
         p->frees++;
         return true;

@@ -7,6 +7,7 @@
 #define POOLKIT_CORE_INTERNAL_H
 
 #include <limits.h>
+#include <string.h>
 
 #include "poolkit/common.h"
 
@@ -43,6 +44,20 @@ static inline void pk__unlock(const pk_lock *l)
     if (l->unlock != NULL) {
         l->unlock(l->ctx);
     }
+}
+
+/* A size_t at any address (blocks need not be aligned for size_t); compilers
+ * emit one load or store. */
+static inline size_t pk__load_word(const void *at)
+{
+    size_t v;
+    memcpy(&v, at, sizeof v);
+    return v;
+}
+
+static inline void pk__store_word(void *at, size_t v)
+{
+    memcpy(at, &v, sizeof v);
 }
 
 static inline bool pk__is_pow2(size_t x)
