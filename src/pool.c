@@ -20,7 +20,6 @@
  * every call to the locked slow path, and the fast path reads nothing that
  * another thread writes.
  */
-#include <string.h>
 
 #include "core/internal.h"
 #include "pool_fast.h"
