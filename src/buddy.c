@@ -565,6 +565,56 @@ static bool find_live(const pk_buddy *b, const void *p, size_t *slot, unsigned *
     return *state >= MAP_LIVE && s + bit(*order) <= b->slots;
 }
 
+void *pk_buddy_realloc(pk_buddy *b, void *p, size_t size)
+{
+    if (p == NULL) {
+        return pk_buddy_alloc(b, size);
+    }
+    if (size == 0) {
+        (void)pk_buddy_free(b, p);
+        return NULL;
+    }
+    size_t s = 0;
+    unsigned k = 0, state = 0;
+    pk__lock(&b->lock);
+    bool live = find_live(b, p, &s, &k, &state);
+    size_t block = b->min_block << k;
+    size_t old = live ? request_of(b, s, k, state) : 0;
+    bool damaged = live && old == SIZE_MAX;
+    bool in_place = live && size <= block;
+    if (in_place) {
+        if (size < block) {
+            write_record((unsigned char *)p + block, block - size);
+            map_set(b, s, MAP_SLACK);
+        } else {
+            map_set(b, s, MAP_LIVE);
+        }
+        if (damaged) {
+            recount_requested(b);
+        } else {
+            b->requested = b->requested - old + size;
+        }
+    }
+    const char *name = buddy_name(b);
+    pk__unlock(&b->lock);
+    if (!live) {
+        (void)pk_buddy_free(b, p); /* reports what is wrong with p */
+        return NULL;
+    }
+    if (in_place) {
+        if (damaged) {
+            (void)pk_report_fault(PK_ERR_GUARD_CORRUPT, name, p);
+        }
+        return p;
+    }
+    void *fresh = pk_buddy_alloc(b, size);
+    if (fresh != NULL) {
+        memcpy(fresh, p, damaged ? block : old); /* size > block >= old here */
+        (void)pk_buddy_free(b, p); /* a damaged record is reported here */
+    }
+    return fresh;
+}
+
 size_t pk_buddy_usable_size(const pk_buddy *b, const void *p)
 {
     size_t s = 0;
@@ -748,11 +798,16 @@ static const char *view_name(const void *self)
     return buddy_name(self);
 }
 
+static void *view_realloc(void *self, void *ptr, size_t size)
+{
+    return pk_buddy_realloc(self, ptr, size);
+}
+
 static size_t view_usable_size(const void *self, const void *ptr)
 {
     return pk_buddy_usable_size(self, ptr);
 }
 
 static const pk_allocator_ops buddy_ops = {
-    view_alloc_aligned, view_free, NULL, view_stats, view_check, view_name, view_usable_size,
+    view_alloc_aligned, view_free, view_realloc, view_stats, view_check, view_name, view_usable_size,
 };

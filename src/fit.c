@@ -599,8 +599,10 @@ static bool resize_in_place(pk_fit *f, unsigned char *b, size_t h, size_t need)
     size_t rest = combined - need;
     if (rest >= MIN_BLOCK) {
         unsigned char *r = b + need;
-        make_free(r, rest, 0);
+        /* r may lie on n's links (growth by one alignment step): move the
+         * list entry before r's header overwrites them. */
         list_replace(f, n, r);
+        make_free(r, rest, 0);
     } else {
         need = combined;
         list_remove(f, n);

@@ -806,6 +806,7 @@ static void run_driver(size_t offset, size_t size, size_t min_block, size_t min_
     pk_buddy b;
     assert_int_equal(pk_buddy_init(&b, arena + offset, size, min_block), PK_OK);
     pk_driver_config cfg = {
+        .realloc_percent = 10,
         .seed = seed,
         .ops = ops,
         .min_size = min_size,

@@ -1036,6 +1036,7 @@ static void run_driver(const pk_class_spec *specs, size_t n, size_t offset, bool
         total += specs[i].count;
     }
     pk_driver_config cfg = {
+        .realloc_percent = 10,
         .seed = seed,
         .ops = ops,
         .min_size = 0,

@@ -655,6 +655,30 @@ static void test_realloc_in_place(void **state)
     }
 }
 
+/* Growing into the free neighbour by exactly one alignment step puts the
+ * rest's header on the neighbour's list links: the list must be updated
+ * first (a bug found by review). Every step from one to eight alignments. */
+static void test_realloc_grows_by_one_alignment_step(void **state)
+{
+    (void)state;
+    for (unsigned policy = PK_FIT_FIRST; policy <= PK_FIT_NEXT; policy++) {
+        for (size_t steps = 1; steps <= 8; steps++) {
+            pk_fit f;
+            make_heap(&f, 4096, (pk_fit_policy)policy, 0);
+            unsigned char *a = pk_fit_alloc(&f, 24);
+            assert_non_null(a);
+            fill_bytes(a, 24, 7);
+            size_t grown = pk_fit_usable_size(&f, a) + steps * A;
+            assert_ptr_equal(pk_fit_realloc(&f, a, grown), a);
+            assert_true(pk_fit_usable_size(&f, a) >= grown);
+            assert_bytes(a, 24, 7);
+            assert_check_ok(&f);
+            assert_int_equal(pk_fit_free(&f, a), PK_OK);
+            assert_whole(&f);
+        }
+    }
+}
+
 static void test_realloc_moves_and_fails_cleanly(void **state)
 {
     (void)state;
@@ -1409,6 +1433,7 @@ static void run_driver(pk_fit_policy policy, unsigned flags, size_t offset, size
     assert_int_equal(pk_fit_init(&f, arena + offset, size, policy, flags), PK_OK);
     assert_int_equal(pk_fit_set_lock(&f, lock), PK_OK);
     pk_driver_config cfg = {
+        .realloc_percent = 10,
         .seed = seed,
         .ops = ops,
         .min_size = 0,
@@ -1504,6 +1529,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_coalescing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_external_fragmentation_example, setup, teardown),
         cmocka_unit_test_setup_teardown(test_realloc_in_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_realloc_grows_by_one_alignment_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_realloc_moves_and_fails_cleanly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aligned_allocation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aligned_gap_rules, setup, teardown),

@@ -662,6 +662,7 @@ static void run_driver(size_t offset, size_t size, size_t min_size, size_t max_s
     pk_heap h;
     assert_int_equal(pk_heap_init(&h, arena + offset, size), PK_OK);
     pk_driver_config cfg = {
+        .realloc_percent = 10,
         .seed = seed,
         .ops = ops,
         .min_size = min_size,

@@ -641,6 +641,7 @@ static void run_driver(size_t bs, size_t count, size_t align, size_t offset, con
     assert_int_equal(pk_pool_set_lock(&p, lock), PK_OK);
     size_t effective_align = align != 0 ? align : _Alignof(max_align_t);
     pk_driver_config cfg = {
+        .realloc_percent = 10,
         .seed = seed,
         .ops = ops,
         .min_size = 0,

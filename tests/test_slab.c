@@ -1175,6 +1175,7 @@ static void run_driver(size_t obj_size, size_t align, size_t slab_size, size_t p
     size_t per_slab = pk_slab_objects_per_slab(obj_size, align, slab_size);
     size_t capacity = per_slab * source_slots(&src_state);
     pk_driver_config cfg = {
+        .realloc_percent = 10,
         .grows_on_demand = true,
         .seed = seed,
         .ops = ops,
@@ -1482,6 +1483,7 @@ static void test_random_over_buddy(void **state)
     pk_allocator *view = pk_slab_allocator(&c);
     size_t capacity = pk_slab_objects_per_slab(40, 8, 4096) * 16;
     pk_driver_config cfg = {
+        .realloc_percent = 10,
         .grows_on_demand = true,
         .seed = 11,
         .ops = random_ops() / 4,

@@ -166,6 +166,15 @@ void *pk_buddy_alloc_aligned(pk_buddy *b, size_t size, size_t align);
  * the region) is PK_ERR_CORRUPT with nothing changed (counted as rejected). */
 pk_status pk_buddy_free(pk_buddy *b, void *p);
 
+/* realloc(NULL, n) allocates; realloc(p, 0) frees and returns NULL. A size
+ * that still fits p's block is served in place (the record and the requested
+ * bytes follow the new size); else allocates, copies and frees. On failure
+ * returns NULL and p is untouched. A p that is not a live block is reported
+ * as pk_buddy_free would and NULL returned; a damaged record is reported as
+ * PK_ERR_GUARD_CORRUPT (the requested bytes recounted, O(N)) and the realloc
+ * still done. O(log n) plus the copy; takes the lock. */
+void *pk_buddy_realloc(pk_buddy *b, void *p, size_t size);
+
 /* The size requested for the live block p (see above: not the block size),
  * or 0 when p is not a live block or its record was overwritten (no fault).
  * O(log n); takes the lock. */

@@ -202,6 +202,49 @@ static void do_free(run *r, size_t index)
     r->result.frees++;
 }
 
+static void do_realloc(run *r, size_t index)
+{
+    const pk_driver_config *cfg = r->cfg;
+    pk_driver_slot *s = &cfg->slots[index];
+    if (!stamp_intact(s)) {
+        fail(r, "block contents changed while live (overlap or stray write)");
+    }
+    size_t size = random_size(r);
+    if (size == 0) {
+        size = 1; /* realloc(p, 0) would free */
+    }
+    uintptr_t old = (uintptr_t)s->ptr;
+    unsigned char *p = pk_realloc(r->a, s->ptr, size);
+    if (p == NULL) {
+        r->result.failures++;
+        if (!stamp_intact(s)) {
+            fail(r, "a failed realloc changed the block");
+        }
+        return;
+    }
+    size_t keep = size < s->size ? size : s->size;
+    for (size_t i = 0; i < keep; i++) {
+        if (p[i] != pattern(s->token, old + i)) {
+            fail(r, "realloc lost the block's contents");
+            break;
+        }
+    }
+    uintptr_t region = (uintptr_t)cfg->region;
+    if (cfg->default_align != 0 && (uintptr_t)p % cfg->default_align != 0) {
+        fail(r, "reallocated block not aligned");
+    }
+    if ((uintptr_t)p < region || (uintptr_t)p - region > cfg->region_size ||
+        size > cfg->region_size - ((uintptr_t)p - region)) {
+        fail(r, "reallocated block outside the region");
+        return;
+    }
+    r->requested = r->requested - s->size + size;
+    r->requested_all += size;
+    s->ptr = p;
+    s->size = size;
+    stamp(s);
+}
+
 /* Sorts the live slots by address (heapsort: no recursion, no allocation). */
 static void sift_down(pk_driver_slot *slots, size_t root, size_t n)
 {
@@ -245,7 +288,9 @@ static void check_stats(run *r)
     if (s.live != live) {
         fail(r, "stats.live differs from the shadow");
     }
-    if (s.allocs - r->base.allocs != r->result.allocs || s.frees - r->base.frees != r->result.frees) {
+    if (cfg->realloc_percent == 0
+            ? s.allocs - r->base.allocs != r->result.allocs || s.frees - r->base.frees != r->result.frees
+            : (s.allocs - s.frees) - (r->base.allocs - r->base.frees) != r->live) {
         fail(r, "stats.allocs or stats.frees differ from the shadow");
     }
     if (s.failures - r->base.failures != r->result.failures) {
@@ -328,6 +373,8 @@ unsigned pk_driver_run(pk_allocator *a, const pk_driver_config *cfg, pk_driver_r
                      (r.live < cfg->slot_count && below(&r.rng, 100) < alloc_percent[phase]);
         if (alloc) {
             do_alloc(&r);
+        } else if (cfg->realloc_percent != 0 && below(&r.rng, 100) < cfg->realloc_percent) {
+            do_realloc(&r, (size_t)below(&r.rng, r.live));
         } else {
             do_free(&r, (size_t)below(&r.rng, r.live));
         }

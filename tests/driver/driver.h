@@ -60,6 +60,11 @@ typedef struct {
      * source): largest_free may be the block size while no held block is
      * free, since a new slab can be had. */
     bool grows_on_demand;
+    /* Percent of the frees replaced by a pk_realloc of the block to a random
+     * size (0: none): contents up to the smaller size must survive, a failure
+     * must leave the block as it was. stats.allocs and stats.frees are then
+     * checked through their difference only (a realloc may move or not). */
+    unsigned realloc_percent;
 } pk_driver_config;
 
 typedef struct {
