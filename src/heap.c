@@ -401,11 +401,13 @@ static bool make_region(pk_heap_region *r, void *buf, size_t size)
     r->start = payload_of(first);
     r->end = (unsigned char *)&sentinel->header + W;
     r->buffer = buf;
-    r->buffer_end = (unsigned char *)buf + size;
+    r->buffer_end = r->end; /* the bytes the region uses, not the caller's claim */
 #if PK_HEAP_STRICT_FREE
     uintptr_t map = ((uintptr_t)r->end + sizeof(uint32_t) - 1) & ~(uintptr_t)(sizeof(uint32_t) - 1);
+    size_t map_bytes = (size_t)(r->end - r->start) / A / 32 * sizeof(uint32_t) + sizeof(uint32_t);
     r->starts = (uint32_t *)map;
-    memset(r->starts, 0, (size_t)(r->end - r->start) / A / 32 * sizeof(uint32_t) + sizeof(uint32_t));
+    memset(r->starts, 0, map_bytes);
+    r->buffer_end = (unsigned char *)map + map_bytes;
 #endif
     return true;
 }
@@ -413,7 +415,7 @@ static bool make_region(pk_heap_region *r, void *buf, size_t size)
 static bool overlaps(const pk_heap *h, const void *buf, size_t size)
 {
     uintptr_t lo = (uintptr_t)buf;
-    uintptr_t hi = lo + size;
+    uintptr_t hi = size > UINTPTR_MAX - lo ? UINTPTR_MAX : lo + size;
     for (size_t i = 0; i < h->region_count; i++) {
         if (lo < (uintptr_t)h->regions[i].buffer_end && (uintptr_t)h->regions[i].buffer < hi) {
             return true;
@@ -444,6 +446,39 @@ static void set_fast_paths(pk_heap *h)
     h->alloc_limit = locked ? 0 : MAX_PAYLOAD + 1;
 }
 
+size_t pk_heap_buffer_size(size_t size, size_t count)
+{
+    size_t payload = adjust_size(size);
+    if (count == 0 || payload == 0) {
+        return 0;
+    }
+    /* count blocks cut from the front of one free block, the last of which
+     * must still be found by the rounded-up search: its class may start up
+     * to one second-level step above the request. */
+    size_t x = payload + X_OFFSET;
+    size_t step = (size_t)1 << (log2_of(x) - SL_LOG2);
+    size_t blocks, first;
+    if (pk__mul_overflows(count, payload + W, &blocks) || pk__add_overflows(blocks, step, &first) ||
+        first - W > MAX_PAYLOAD) {
+        return 0;
+    }
+    /* Alignment of the first payload, the first header, the sentinel. */
+    size_t total;
+    if (pk__add_overflows(first, 2 * W + 2 * A, &total)) {
+        return 0;
+    }
+#if PK_HEAP_STRICT_FREE
+    /* The bitmap is sized from the whole buffer, bitmap included: bound it
+     * from above (it is under 1/100 of the buffer, and rounding adds a few
+     * words). */
+    size_t starts = ((total + total / 64) / A / 32 + 4) * sizeof(uint32_t);
+    if (pk__add_overflows(total, starts, &total)) {
+        return 0;
+    }
+#endif
+    return total;
+}
+
 pk_status pk_heap_init(pk_heap *h, void *buf, size_t size)
 {
     pk_heap_region r;
@@ -456,23 +491,25 @@ pk_status pk_heap_init(pk_heap *h, void *buf, size_t size)
     h->view.self = h;
     attach_region(h, &r);
     set_fast_paths(h);
-    h->steps = 0;
     return PK_OK;
 }
 
 pk_status pk_heap_add_region(pk_heap *h, void *buf, size_t size)
 {
-    pk_heap_region r;
-    if (buf == NULL || overlaps(h, buf, size) || !make_region(&r, buf, size)) {
+    if (h == NULL || buf == NULL) {
         return PK_ERR_INVALID_ARG;
     }
+    /* Under the lock as a whole, so that two regions added at once cannot
+     * both pass the overlap test; nothing is written when a test fails. */
+    pk_heap_region r;
     pk__lock(&h->lock);
-    bool room = h->region_count < PK_HEAP_MAX_REGIONS;
-    if (room) {
+    bool ok = h->region_count < PK_HEAP_MAX_REGIONS && !overlaps(h, buf, size) &&
+              make_region(&r, buf, size);
+    if (ok) {
         attach_region(h, &r);
     }
     pk__unlock(&h->lock);
-    return room ? PK_OK : PK_ERR_INVALID_ARG;
+    return ok ? PK_OK : PK_ERR_INVALID_ARG;
 }
 
 /* The region whose blocks hold payload address p, or NULL. O(regions), at most
@@ -957,8 +994,8 @@ void pk_heap_reset_peaks(pk_heap *h)
     pk__unlock(&h->lock);
 }
 
-/* Whether b may be dereferenced as a block header of region r: its payload
- * aligned and inside r. */
+/* Whether b may be dereferenced as a block header: its payload aligned and
+ * inside a region. */
 static bool plausible_block(const pk_heap *h, const pk_heap_block *b)
 {
     const unsigned char *payload = payload_of(b);

@@ -479,6 +479,48 @@ static void test_regions(void **state)
     assert_int_equal(faults.calls, 0);
 }
 
+/* pk_heap_buffer_size: that many bytes, at any address, serve that many
+ * requests of that size, one after another. */
+static void test_buffer_size_serves_count(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {0, 1, 8, 24, 25, 100, 500, 1000, 4096, 10000};
+    static const size_t counts[] = {1, 2, 3, 10, 100};
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        for (size_t ci = 0; ci < sizeof counts / sizeof *counts; ci++) {
+            size_t need = pk_heap_buffer_size(sizes[si], counts[ci]);
+            assert_true(need > 0 && need + 16 <= sizeof arena);
+            for (size_t offset = 0; offset < 16; offset += 3) {
+                pk_heap h;
+                assert_int_equal(pk_heap_init(&h, arena + offset, need), PK_OK);
+                for (size_t k = 0; k < counts[ci]; k++) {
+                    assert_non_null(pk_heap_alloc(&h, sizes[si]));
+                }
+                assert_check_ok(&h);
+            }
+        }
+    }
+    assert_int_equal(pk_heap_buffer_size(100, 0), 0);
+    assert_int_equal(pk_heap_buffer_size(SIZE_MAX, 1), 0);
+    assert_int_equal(pk_heap_buffer_size(100, SIZE_MAX / 2), 0);
+}
+
+/* A region claimed to run to the top of the address space must not wrap the
+ * overlap test (a buffer that lies about its size is the caller's fault, but
+ * the heap's own regions must still be told apart). */
+static void test_add_region_bounds(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 14), PK_OK);
+    assert_int_equal(pk_heap_add_region(NULL, second, sizeof second), PK_ERR_INVALID_ARG);
+    assert_int_equal(pk_heap_add_region(&h, arena + 64, SIZE_MAX), PK_ERR_INVALID_ARG);
+    assert_int_equal(pk_heap_add_region(&h, arena + (1 << 14) - 64, 4096), PK_ERR_INVALID_ARG);
+    assert_int_equal(h.region_count, 1);
+    assert_whole(&h);
+    assert_int_equal(faults.calls, 0);
+}
+
 /* Corruption: check finds each kind of damage. */
 static void test_check_finds_damage(void **state)
 {
@@ -739,6 +781,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_strict_interior_pointers, setup, teardown),
 #endif
         cmocka_unit_test_setup_teardown(test_regions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_buffer_size_serves_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_add_region_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_finds_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_wraps_every_operation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peaks_and_names, setup, teardown),

@@ -120,32 +120,44 @@ typedef struct pk_heap {
     pk_allocator view;
 } pk_heap;
 
-/* Bytes of payload the heap needs per block beyond the request: the header
- * word, plus rounding to PK_HEAP_ALIGN. */
-#define PK_HEAP_OVERHEAD sizeof(size_t)
 #define PK_HEAP_MIN_PAYLOAD (3 * sizeof(void *))
 
 /* Makes a heap over the size bytes at buf (its first region). O(1).
  * Returns PK_ERR_INVALID_ARG, leaving *h untouched, iff h or buf is NULL or
  * the buffer cannot hold one block of PK_HEAP_MIN_PAYLOAD bytes after
  * alignment (and, with PK_HEAP_STRICT_FREE, its bitmap). A buffer larger than
- * 2^PK_HEAP_MAX_LOG2 bytes is cut to that size. Calls no handler. */
+ * the largest block (a little under 2^PK_HEAP_MAX_LOG2: 2^MAX_LOG2 -
+ * 2^(MAX_LOG2 - 1 - SL_LOG2) - 2^FL_SHIFT - a few words) is cut to that
+ * size: choose PK_HEAP_MAX_LOG2 above log2 of your largest region. Calls no
+ * handler. Not ISR-safe (nothing is shared yet). */
 pk_status pk_heap_init(pk_heap *h, void *buf, size_t size);
 
+/* Bytes a buffer needs so that a fresh heap over it (at any address) serves
+ * count requests of size bytes made one after another: headers, rounding,
+ * alignment, the sentinel, the search's rounding for the last one (and, with
+ * PK_HEAP_STRICT_FREE, the bitmap). 0 when count is 0 or the sum overflows or
+ * exceeds the largest block. Frees and other sizes in between can fragment
+ * the heap: size real workloads with headroom. O(1). */
+size_t pk_heap_buffer_size(size_t size, size_t count);
+
 /* Adds the size bytes at buf as another region (it may lie anywhere, but must
- * not overlap a region already added). O(1). PK_ERR_INVALID_ARG iff buf is
- * NULL, the buffer is too small (as for init), overlaps a region, or
- * PK_HEAP_MAX_REGIONS are in use. Calls no handler. */
+ * not overlap a region already added). O(1) (O(size / 1024) with
+ * PK_HEAP_STRICT_FREE: the bitmap is cleared), under the lock. Returns
+ * PK_ERR_INVALID_ARG, writing nothing, iff h or buf is NULL, the buffer is too
+ * small (as for init), overlaps a region, or PK_HEAP_MAX_REGIONS are in use.
+ * Calls no handler. */
 pk_status pk_heap_add_region(pk_heap *h, void *buf, size_t size);
 
 /* size bytes aligned to PK_HEAP_ALIGN, or NULL (a failure: no free block of
  * the rounded size, or a size above 2^PK_HEAP_MAX_LOG2). Size 0 gets the
- * smallest block. O(1). */
+ * smallest block. O(1); ISR-safe when the lock is (or without one, when only
+ * one context uses the heap). */
 void *pk_heap_alloc(pk_heap *h, size_t size);
 
 /* size bytes aligned to align (a power of two; 0 = PK_HEAP_ALIGN). O(1): it
  * searches for size + align and gives the leading gap back as a free block.
- * NULL and PK_ERR_INVALID_ARG for an align that is not a power of two. */
+ * NULL and PK_ERR_INVALID_ARG for an align that is not a power of two.
+ * ISR-safe as pk_heap_alloc. */
 void *pk_heap_alloc_aligned(pk_heap *h, size_t size, size_t align);
 
 /* size bytes aligned to align that do not cross a multiple of boundary (a
@@ -153,47 +165,49 @@ void *pk_heap_alloc_aligned(pk_heap *h, size_t size, size_t align);
  * boundary). O(1): the block is aligned to max(align, the next power of two
  * of size), which cannot cross a boundary when size <= boundary. NULL and
  * PK_ERR_INVALID_ARG when size > boundary or align or boundary is not a power
- * of two. */
+ * of two. ISR-safe as pk_heap_alloc. */
 void *pk_heap_alloc_bounded(pk_heap *h, size_t size, size_t align, size_t boundary);
 
 /* realloc(NULL, n) allocates; realloc(p, 0) frees and returns NULL. Shrinks
  * in place; grows in place into a free next block when it can; else
  * allocates, copies and frees. On failure returns NULL and p is untouched.
- * O(1) plus the copy. A bad p is reported as pk_heap_free would. */
+ * O(1) plus the copy. A bad p is reported as pk_heap_free would. Not for
+ * ISRs when it may copy a large block (the copy runs outside the lock). */
 void *pk_heap_realloc(pk_heap *h, void *p, size_t size);
 
 /* Gives p back, merging it with free neighbours. O(1). NULL is a no-op.
  * Misuse is reported once, returned, counted as rejected, and changes nothing:
  * PK_ERR_FOREIGN_PTR, PK_ERR_MISALIGNED_PTR (not aligned, or a header that
  * cannot be a block's: with PK_HEAP_STRICT_FREE every interior pointer),
- * PK_ERR_DOUBLE_FREE (the block is free). */
+ * PK_ERR_DOUBLE_FREE (the block is free). ISR-safe as pk_heap_alloc. */
 pk_status pk_heap_free(pk_heap *h, void *p);
 
 /* Payload bytes of the live block p (at least what was asked), or 0 when p is
- * not a live block (no fault). O(1). */
+ * not a live block (no fault). O(1); takes the lock; ISR-safe when it is. */
 size_t pk_heap_usable_size(const pk_heap *h, const void *p);
 
 /* Statistics: capacity, in_use (payload bytes of live blocks, rounding
  * included), requested (= in_use in release builds), free_bytes (payload bytes
  * of free blocks), largest_free (the largest request that succeeds now),
- * live, peaks, counters. O(1); takes the lock. */
+ * live, peaks, counters. O(1); takes the lock; ISR-safe when it is. */
 void pk_heap_stats(const pk_heap *h, pk_stats *out);
 
-/* Sets the peaks to the current values. O(1). */
+/* Sets the peaks to the current values. O(1); takes the lock. */
 void pk_heap_reset_peaks(pk_heap *h);
 
 /* Walks every block of every region and every free list: sizes and flags,
  * boundary tags, no two free neighbours, each free block on the list of its
  * class, list links, bitmaps against lists, counters against the walk.
  * PK_OK or the first problem (PK_ERR_CORRUPT), reported through the handler.
- * Repairs nothing. O(blocks); holds the lock. */
+ * Repairs nothing. O(blocks); holds the lock that long: not for ISRs. */
 pk_status pk_heap_check(const pk_heap *h);
 
-/* Names the heap in faults and reports (kept, not copied; NULL = "heap"). */
+/* Names the heap in faults and reports (kept, not copied; NULL = "heap").
+ * O(1). */
 void pk_heap_set_name(pk_heap *h, const char *name);
 
 /* Sets the lock (copied; NULL removes it). PK_ERR_INVALID_ARG when exactly one
- * of lock and unlock is NULL. O(1). */
+ * of lock and unlock is NULL. O(1). Call it before the heap is shared. */
 pk_status pk_heap_set_lock(pk_heap *h, const pk_lock *lock);
 
 /* The heap's generic view (its realloc is pk_heap_realloc). O(1). */
