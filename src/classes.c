@@ -10,27 +10,20 @@
  *   free count, the bitmap and the set's counters and peaks;
  * - free: one comparison against the span of all pools, the slice table and
  *   a short scan over the pools' starts (pools lie one after another), the
- *   pool's free (whose slow path catches interior pointers and double frees
- *   and reports them itself: each pool carries the set's name), then the
- *   counters.
- * The pools' own fast paths are inlined (src/pool_fast.h); whatever they
- * decline goes to pk_pool_alloc / pk_pool_free.
+ *   pool's free, then the counters.
+ * The pools' own fast paths are inlined (src/pool_fast.h). Whatever they
+ * decline goes to the set's slow path.
  * While a lock is set, fast_reach and fast_span are 0, so that the fast paths'
- * single tests send every call to the locked paths.
+ * single tests send every call to the slow paths.
  *
- * The lock. A pool reports misuse from inside pk_pool_free (and a damaged free
- * list from inside pk_pool_alloc, and a problem from inside pk_pool_check),
- * after releasing its own lock. The set's lock must then be released too
- * before the pool reports, yet after the pool has done its work, and taken
- * only once. So while the set has a lock, each inner pool gets a proxy lock:
- * its lock function does nothing (the set already holds its lock when it
- * calls the pool), and its unlock function, when the set asked for it
- * (`release`), finishes the set's bookkeeping for the class in `pending`
- * (from the change in the pool's free blocks: one more is a free, one fewer
- * an alloc) and releases the set's lock. The pool's contract guarantees the
- * order: with a lock set, every pool call on a non-NULL pointer takes its lock
- * once and releases it before it reports. Without a lock the pools have none
- * and report with nothing held.
+ * The lock. The inner pools never have a lock of their own: the set's lock
+ * guards them. Each slow path takes the set's lock, chooses the pool, runs
+ * the pool's fast path or, when that declines, the pool's core (src/pool.c,
+ * declared in src/pool_fast.h: the work of pk_pool_alloc / pk_pool_free /
+ * pk_pool_check without a lock and without reporting), does the set's
+ * bookkeeping (free counts, bitmap, counters, peaks), releases the lock and
+ * only then reports the fault the core returned, with the set's name. Without
+ * a lock set, taking and releasing it do nothing.
  */
 #include <string.h>
 
@@ -142,7 +135,6 @@ pk_status pk_classes_init(pk_classes *c, void *buf, size_t buf_size, const pk_cl
     c->span = need;
     c->fast_span = need;
     c->slice_shift = slice_shift_for(need);
-    c->pending = CLASSES_NONE;
     c->name = CLASSES_DEFAULT_NAME;
     for (size_t k = 0; k <= PK_CLASSES_MAX; k++) {
         c->sizes[k] = SIZE_MAX;
@@ -159,7 +151,6 @@ pk_status pk_classes_init(pk_classes *c, void *buf, size_t buf_size, const pk_cl
         c->avail[i] = specs[i].count;
         c->nonempty |= (uint32_t)1 << i;
         (void)pk_pool_init(&c->pools[i], at, bytes, specs[i].block_size, specs[i].align);
-        pk_pool_set_name(&c->pools[i], CLASSES_DEFAULT_NAME);
         at += bytes;
     }
     for (unsigned b = 0; b < sizeof c->first; b++) {
@@ -230,53 +221,9 @@ static PK__ALWAYS_INLINE void note_free(pk_classes *c, size_t i)
     c->in_use -= c->sizes[i];
 }
 
-/* The proxy lock of the inner pools while the set has a lock (see the top of
- * this file). */
-static void proxy_lock(void *ctx)
-{
-    (void)ctx; /* the set's lock is already held */
-}
-
-static void proxy_unlock(void *ctx)
-{
-    pk_classes *c = ctx;
-    if (!c->release) {
-        return;
-    }
-    c->release = false;
-    size_t i = c->pending;
-    if (i != CLASSES_NONE) {
-        c->pending = CLASSES_NONE;
-        /* The pool's state is final here; asking it re-enters the proxy,
-         * which does nothing now that release is off. */
-        size_t avail = pk_pool_available(&c->pools[i]);
-        if (avail < c->avail[i]) {
-            note_alloc(c, i);
-        } else if (avail > c->avail[i]) {
-            note_free(c, i);
-        }
-    }
-    c->lock.unlock(c->lock.ctx);
-}
-
-/* Calls class i's pool alloc with the set's lock held; returns with it
- * released. */
-static void *take_locked(pk_classes *c, size_t i)
-{
-    if (c->lock.lock != NULL) {
-        c->pending = i;
-        c->release = true;
-        return pk_pool_alloc(&c->pools[i]); /* its unlock settles and releases */
-    }
-    void *block = pk_pool_alloc(&c->pools[i]);
-    if (block != NULL) {
-        note_alloc(c, i);
-    }
-    return block;
-}
-
 /* Every alloc the fast path does not finish: a lock set, no class to serve,
- * an alignment asked (the view). align 0: the class's own. */
+ * the pool's fast path declined (a block to carve, its list damaged), an
+ * alignment asked (the view). align 0: the class's own. */
 PK__SLOW_PATH static void *alloc_slow(pk_classes *c, size_t size, size_t align)
 {
     lock_set(c);
@@ -288,16 +235,18 @@ PK__SLOW_PATH static void *alloc_slow(pk_classes *c, size_t size, size_t align)
         unlock_set(c);
         return NULL;
     }
-    return take_locked(c, j);
-}
-
-/* Class j's pool declined the fast path (a block to carve, or its list
- * damaged: then the pool reports it and NULL is returned). No lock set. */
-PK__SLOW_PATH static void *alloc_from_pool(pk_classes *c, size_t j)
-{
-    void *block = pk_pool_alloc(&c->pools[j]);
+    pk_status fault = PK_OK;
+    void *block = pk__pool_pop_fast(&c->pools[j]);
+    if (block == NULL) {
+        block = pk__pool_alloc_core(&c->pools[j], &fault);
+    }
     if (block != NULL) {
         note_alloc(c, j);
+    }
+    const char *name = set_name(c);
+    unlock_set(c);
+    if (fault != PK_OK) {
+        (void)pk_report_fault(fault, name, NULL); /* the list was damaged, and rebuilt */
     }
     return block;
 }
@@ -316,23 +265,13 @@ void *pk_classes_alloc(pk_classes *c, size_t size)
     size_t j = pk__ctz(candidates);
     void *block = pk__pool_pop_fast(&c->pools[j]);
     if (block == NULL) {
-        return alloc_from_pool(c, j);
+        return alloc_slow(c, size, 0);
     }
     note_alloc(c, j);
     return block;
 }
 
-/* Class i's pool declined the fast path: a misuse (the pool reports it, with
- * the set's name). No lock set. */
-PK__SLOW_PATH static pk_status free_to_pool(pk_classes *c, size_t i, void *p)
-{
-    pk_status status = pk_pool_free(&c->pools[i], p);
-    if (status == PK_OK) {
-        note_free(c, i);
-    }
-    return status;
-}
-
+/* Every free the fast path does not finish: a lock set, NULL, a misuse. */
 PK__SLOW_PATH static pk_status free_slow(pk_classes *c, void *p)
 {
     if (p == NULL) {
@@ -340,24 +279,21 @@ PK__SLOW_PATH static pk_status free_slow(pk_classes *c, void *p)
     }
     uintptr_t addr = (uintptr_t)p;
     size_t offset = (size_t)(addr - c->first_start);
+    pk_status status = PK_ERR_FOREIGN_PTR;
     lock_set(c);
-    if (offset >= c->span) {
-        c->rejected++;
-        const char *name = set_name(c);
-        unlock_set(c);
-        return pk_report_fault(PK_ERR_FOREIGN_PTR, name, p);
+    if (offset < c->span) {
+        size_t i = owner_of(c, addr, offset);
+        pk_pool *pool = &c->pools[i];
+        status = pk__pool_push_fast(pool, p) ? PK_OK : pk__pool_free_core(pool, p);
+        if (status == PK_OK) {
+            note_free(c, i);
+        }
+    } else {
+        c->rejected++; /* (the pool counts its own rejections) */
     }
-    size_t i = owner_of(c, addr, offset);
-    if (c->lock.lock != NULL) {
-        c->pending = i;
-        c->release = true;
-        return pk_pool_free(&c->pools[i], p); /* its unlock settles and releases */
-    }
-    pk_status status = pk_pool_free(&c->pools[i], p);
-    if (status == PK_OK) {
-        note_free(c, i);
-    }
-    return status;
+    const char *name = set_name(c);
+    unlock_set(c);
+    return status == PK_OK ? PK_OK : pk_report_fault(status, name, p);
 }
 
 pk_status pk_classes_free(pk_classes *c, void *p)
@@ -369,7 +305,7 @@ pk_status pk_classes_free(pk_classes *c, void *p)
     }
     size_t i = owner_of(c, addr, offset);
     if (!pk__pool_push_fast(&c->pools[i], p)) {
-        return free_to_pool(c, i, p);
+        return free_slow(c, p);
     }
     note_free(c, i);
     return PK_OK;
@@ -434,34 +370,35 @@ void pk_classes_reset_peaks(pk_classes *c)
     unlock_set(c);
 }
 
-/* The set's own invariants, the pools seen through their functions. O(n). */
+/* The set's own invariants, the pools seen through their functions (the
+ * pools' own invariants are pk__pool_consistent's). O(n). */
 static bool set_consistent(const pk_classes *c)
 {
     size_t n = c->n;
     bool locked = c->lock.lock != NULL;
     if (n == 0 || n > PK_CLASSES_MAX || (c->reach != REACH_ON && c->reach != REACH_OFF) ||
         c->fast_reach != (locked ? 0 : c->reach) || c->fast_span != (locked ? 0 : c->span) ||
-        c->slice_shift != slice_shift_for(c->span) || c->pending != CLASSES_NONE || c->release ||
-        (n < 32 && (c->nonempty >> n) != 0)) {
+        c->slice_shift != slice_shift_for(c->span) || (n < 32 && (c->nonempty >> n) != 0)) {
         return false;
     }
     uintptr_t at = c->first_start;
     size_t live = 0, in_use = 0, blocks = 0, capacity = 0;
-    const char *name = set_name(c);
     for (size_t i = 0; i < n; i++) {
         const pk_class_spec *s = &c->specs[i];
         const pk_pool *pool = &c->pools[i];
         size_t bytes = pool_bytes(s);
-        if (bytes == 0 || (i > 0 && s->block_size <= c->specs[i - 1].block_size) ||
-            c->sizes[i] != s->block_size || c->starts[i] != at || pk_pool_capacity(pool) != s->count) {
+        /* No lock of its own (the set's guards it): also before asking it. */
+        if (pool->lock.lock != NULL || pool->lock.unlock != NULL || bytes == 0 ||
+            (i > 0 && s->block_size <= c->specs[i - 1].block_size) ||
+            c->sizes[i] != s->block_size || c->starts[i] != at ||
+            pk_pool_capacity(pool) != s->count) {
             return false;
         }
         /* The pool's blocks lie in its part of the buffer: they start within
          * the alignment padding and end before the usage map. */
         if (pk_pool_owns(pool, (const void *)(at - 1)) ||
             !pk_pool_owns(pool, (const void *)(at + class_align(s) - 1)) ||
-            pk_pool_owns(pool, (const void *)(at + bytes - s->count)) ||
-            pk_name(pk_pool_allocator((pk_pool *)pool)) != name) {
+            pk_pool_owns(pool, (const void *)(at + bytes - s->count))) {
             return false;
         }
         size_t avail = pk_pool_available(pool);
@@ -498,34 +435,19 @@ static bool set_consistent(const pk_classes *c)
 
 pk_status pk_classes_check(const pk_classes *c)
 {
-    /* Only the proxy's release flag is written (see the top of the file). */
-    pk_classes *m = (pk_classes *)(uintptr_t)c;
-    bool locked = c->lock.lock != NULL;
     lock_set(c);
-    if (!set_consistent(c)) {
-        const char *name = set_name(c);
-        unlock_set(c);
-        return pk_report_fault(PK_ERR_CORRUPT, name, NULL);
+    bool ok = set_consistent(c); /* first: it bounds n */
+    for (size_t i = 0; ok && i < c->n; i++) {
+        ok = pk__pool_consistent(&c->pools[i]);
     }
-    for (size_t i = 0; i < c->n; i++) {
-        if (i > 0) {
-            lock_set(c);
-        }
-        m->release = locked; /* the pool's unlock releases the set's lock */
-        pk_status status = pk_pool_check(&c->pools[i]);
-        if (status != PK_OK) {
-            return status; /* reported by the pool, with the set's name */
-        }
-    }
-    return PK_OK;
+    const char *name = set_name(c);
+    unlock_set(c);
+    return ok ? PK_OK : pk_report_fault(PK_ERR_CORRUPT, name, NULL);
 }
 
 void pk_classes_set_name(pk_classes *c, const char *name)
 {
     c->name = name != NULL ? name : CLASSES_DEFAULT_NAME;
-    for (size_t i = 0; i < c->n; i++) {
-        pk_pool_set_name(&c->pools[i], c->name);
-    }
 }
 
 pk_status pk_classes_set_lock(pk_classes *c, const pk_lock *lock)
@@ -536,14 +458,8 @@ pk_status pk_classes_set_lock(pk_classes *c, const pk_lock *lock)
     static const pk_lock no_lock = {NULL, NULL, NULL};
     c->lock = lock != NULL && lock->lock != NULL ? *lock : no_lock;
     bool locked = c->lock.lock != NULL;
-    pk_lock proxy = {proxy_lock, proxy_unlock, c};
-    for (size_t i = 0; i < c->n; i++) {
-        (void)pk_pool_set_lock(&c->pools[i], locked ? &proxy : NULL);
-    }
     c->fast_reach = locked ? 0 : c->reach;
     c->fast_span = locked ? 0 : c->span;
-    c->pending = CLASSES_NONE;
-    c->release = false;
     return PK_OK;
 }
 

@@ -19,6 +19,9 @@
  * list lives in locked_head), so the single comparison of each fast path sends
  * every call to the locked slow path, and the fast path reads nothing that
  * another thread writes.
+ * Each slow path is: lock, core, unlock, report. The cores (declared in
+ * src/pool_fast.h) take no lock and report nothing, so that pk_classes can run
+ * them under its own lock and report with its own name.
  */
 
 #include "core/internal.h"
@@ -142,11 +145,10 @@ static size_t pop_checked(pk_pool *p, size_t *head, bool *corrupt)
     return index;
 }
 
-PK__SLOW_PATH static void *alloc_slow(pk_pool *p)
+void *pk__pool_alloc_core(pk_pool *p, pk_status *fault)
 {
     bool locked = p->lock.lock != NULL;
     bool corrupt = false;
-    pk__lock(&p->lock);
     size_t index = pop_checked(p, active_head(p), &corrupt);
     if (index == PK_POOL_NONE && !corrupt) {
         index = pop_checked(p, &p->reserve_head, &corrupt);
@@ -160,21 +162,31 @@ PK__SLOW_PATH static void *alloc_slow(pk_pool *p)
             p->draws++;
         }
     }
-    void *block = NULL;
+    *fault = PK_OK;
     if (corrupt) {
         rebuild_free_lists(p);
         p->rejected++;
-    } else if (index == PK_POOL_NONE) {
-        p->failures++;
-    } else {
-        p->usage[index] = PK_POOL_LIVE;
-        p->allocs++;
-        block = block_at(p, index);
+        *fault = PK_ERR_CORRUPT;
+        return NULL;
     }
+    if (index == PK_POOL_NONE) {
+        p->failures++;
+        return NULL;
+    }
+    p->usage[index] = PK_POOL_LIVE;
+    p->allocs++;
+    return block_at(p, index);
+}
+
+PK__SLOW_PATH static void *alloc_slow(pk_pool *p)
+{
+    pk_status fault;
+    pk__lock(&p->lock);
+    void *block = pk__pool_alloc_core(p, &fault);
     const char *name = pool_name(p);
     pk__unlock(&p->lock);
-    if (corrupt) {
-        (void)pk_report_fault(PK_ERR_CORRUPT, name, NULL);
+    if (fault != PK_OK) {
+        (void)pk_report_fault(fault, name, NULL);
     }
     return block;
 }
@@ -198,12 +210,8 @@ static pk_status classify_bad_pointer(const pk_pool *p, const void *ptr)
     return PK_ERR_DOUBLE_FREE; /* a block start never handed out */
 }
 
-PK__SLOW_PATH static pk_status free_slow(pk_pool *p, void *block)
+pk_status pk__pool_free_core(pk_pool *p, void *block)
 {
-    if (block == NULL) {
-        return PK_OK;
-    }
-    pk__lock(&p->lock);
     size_t index = index_of(p, block);
     pk_status status = PK_OK;
     if (index >= p->carved) {
@@ -220,6 +228,16 @@ PK__SLOW_PATH static pk_status free_slow(pk_pool *p, void *block)
     if (status != PK_OK) {
         p->rejected++;
     }
+    return status;
+}
+
+PK__SLOW_PATH static pk_status free_slow(pk_pool *p, void *block)
+{
+    if (block == NULL) {
+        return PK_OK;
+    }
+    pk__lock(&p->lock);
+    pk_status status = pk__pool_free_core(p, block);
     const char *name = pool_name(p);
     pk__unlock(&p->lock);
     if (status != PK_OK) {
@@ -325,7 +343,7 @@ static bool walk_free_list(const pk_pool *p, size_t head, size_t limit, size_t *
     return true;
 }
 
-static bool pool_consistent(const pk_pool *p)
+bool pk__pool_consistent(const pk_pool *p)
 {
     bool locked = p->lock.lock != NULL;
     size_t live = live_blocks(p);
@@ -357,7 +375,7 @@ static bool pool_consistent(const pk_pool *p)
 pk_status pk_pool_check(const pk_pool *p)
 {
     pk__lock(&p->lock);
-    bool ok = pool_consistent(p);
+    bool ok = pk__pool_consistent(p);
     const char *name = pool_name(p);
     pk__unlock(&p->lock);
     return ok ? PK_OK : pk_report_fault(PK_ERR_CORRUPT, name, NULL);

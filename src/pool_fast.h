@@ -1,11 +1,15 @@
 /*
  * The fixed-size pool's block arithmetic and fast paths as inline functions,
- * shared by src/pool.c and by allocators made of pools (pk_classes) that must
- * not pay a call per block. The fast paths do what pk_pool_alloc /
- * pk_pool_free do when no lock is set and the block at hand is valid, and
- * decline everything else, which the caller then passes to pk_pool_alloc /
- * pk_pool_free: the slow paths, checks and reports stay in src/pool.c (see
- * its top comment: division-free indexing, usage map, free-list links).
+ * and the cores of its slow paths, shared by src/pool.c and by allocators
+ * made of pools (pk_classes) that must not pay a call per block and that
+ * hold their own lock and report with their own name. The fast paths do what
+ * pk_pool_alloc / pk_pool_free do when no lock is set and the block at hand is
+ * valid, and decline everything else. The cores do the rest of those calls'
+ * work, and pk_pool_check's, without the pool's lock and without reporting:
+ * they return the fault to report instead, which the caller reports once it
+ * has released whatever lock it holds. pk_pool_alloc and the others are the
+ * fast path, then lock, core, unlock, report (see src/pool.c's top comment:
+ * division-free indexing, usage map, free-list links).
  */
 #ifndef POOLKIT_POOL_FAST_H
 #define POOLKIT_POOL_FAST_H
@@ -27,7 +31,7 @@ static inline size_t index_of(const pk_pool *p, const void *ptr)
 
 /* A block from the pool's free list, or NULL when the fast path does not
  * apply (a lock set, the list empty, its head damaged): then call
- * pk_pool_alloc. */
+ * pk_pool_alloc or, holding the lock that guards the pool, the core. */
 static PK__ALWAYS_INLINE void *pk__pool_pop_fast(pk_pool *p)
 {
     size_t index = p->free_head;
@@ -46,7 +50,8 @@ static PK__ALWAYS_INLINE void *pk__pool_pop_fast(pk_pool *p)
 
 /* Takes block back and returns true, or returns false when the fast path does
  * not apply (a lock set, block not a live block of the pool: then call
- * pk_pool_free, which frees it or reports the misuse). */
+ * pk_pool_free, which frees it or reports the misuse, or, holding the lock,
+ * the core). */
 static PK__ALWAYS_INLINE bool pk__pool_push_fast(pk_pool *p, void *block)
 {
     size_t index = index_of(p, block);
@@ -59,5 +64,26 @@ static PK__ALWAYS_INLINE bool pk__pool_push_fast(pk_pool *p, void *block)
     }
     return false;
 }
+
+/* The cores. Each must be called with the pool's lock held when the pool has
+ * one (or, for a pool without one, whatever lock guards it), and reports
+ * nothing: the caller reports the fault returned, after releasing its lock,
+ * with its own name. */
+
+/* pk_pool_alloc without the fast path: a block from the free list, the
+ * reserve or the uncarved blocks, or NULL. *fault is PK_OK, or PK_ERR_CORRUPT
+ * when the list's head was damaged: the lists were then rebuilt from the
+ * usage map and the misuse counted as rejected, and NULL is returned. NULL
+ * with PK_OK is a failure (every block live), counted. O(1); O(n) for the
+ * rebuild. */
+void *pk__pool_alloc_core(pk_pool *p, pk_status *fault);
+
+/* pk_pool_free of a non-NULL block without the fast path: PK_OK (block freed)
+ * or the misuse (PK_ERR_FOREIGN_PTR, PK_ERR_MISALIGNED_PTR,
+ * PK_ERR_DOUBLE_FREE), counted as rejected, nothing else changed. O(1). */
+pk_status pk__pool_free_core(pk_pool *p, void *block);
+
+/* pk_pool_check's walk: whether every invariant holds. O(n). */
+bool pk__pool_consistent(const pk_pool *p);
 
 #endif

@@ -30,14 +30,15 @@
  * Checks that stay on in release builds: foreign pointers (outside every
  * pool), pointers inside a block or its padding, double frees (and frees of
  * blocks never handed out), each reported once through the fault handler
- * with the set's name (the inner pools carry it) and changing nothing.
+ * with the set's name and changing nothing.
  *
  * Thread and ISR safety: set a lock with pk_classes_set_lock before sharing
- * the set. It is the set's only lock (the inner pools take none of their own):
- * each call takes it once and releases it before the fault handler runs,
- * except pk_classes_check, which takes it once per class (see there). Every
- * function is then ISR-safe when the lock is (a PRIMASK critical section), or
- * when only one context uses the set.
+ * the set. It is the set's only lock (the inner pools have none of their own:
+ * the set's lock guards them). Alloc, free (but free(NULL)), fall-through,
+ * the statistics, reset_peaks, check and the view's functions each take it
+ * exactly once, never nested, and release it before the fault handler runs.
+ * Every function is then ISR-safe when the lock is (a PRIMASK critical
+ * section), or when only one context uses the set.
  */
 #ifndef POOLKIT_CLASSES_H
 #define POOLKIT_CLASSES_H
@@ -96,9 +97,6 @@ typedef struct pk_classes {
     pk_pool pools[PK_CLASSES_MAX];
     uint64_t failures;      /* NULL returns for want of memory (the pools never fail) */
     uint64_t rejected;      /* misuse refused by the set itself (foreign, bad alignment) */
-    size_t pending;         /* locked: the class whose pool call ends the critical section */
-    bool held;              /* locked: the set's lock is held */
-    bool release;           /* locked: the inner pool's unlock releases the set's lock */
     const char *name;
     pk_lock lock;
     pk_allocator view;
@@ -128,14 +126,16 @@ pk_status pk_classes_init(pk_classes *c, void *buf, size_t buf_size, const pk_cl
  * when that class is empty, of the next larger class with a free block. NULL
  * (a failure, counted; not a fault) when no class is that large, or when no
  * class can serve it (fall-through off: that class is empty). O(1), see the
- * top of this file. If the pool finds its free list damaged (a write after
- * free), it reports PK_ERR_CORRUPT, repairs its list and NULL is returned. */
+ * top of this file. If the class's free list is found damaged (a write after
+ * free), PK_ERR_CORRUPT is reported once with the set's name and counted as
+ * rejected, the list is rebuilt and NULL is returned. */
 void *pk_classes_alloc(pk_classes *c, size_t size);
 
 /* Returns p to its class: O(1) to find the pool when no pool is smaller than
  * a 64th of the buffer, O(n) in the classes at worst (see the top of this
- * file), then O(1) in the pool. free(NULL) is a no-op returning PK_OK. Misuse is reported once through the fault handler
- * with the set's name, returned, counted as rejected, and changes nothing:
+ * file), then O(1) in the pool. free(NULL) is a no-op returning PK_OK (it
+ * takes no lock). Misuse is reported once through the fault handler with the
+ * set's name, returned, counted as rejected, and changes nothing:
  * PK_ERR_FOREIGN_PTR (outside every pool's blocks), PK_ERR_MISALIGNED_PTR
  * (inside a block or its padding), PK_ERR_DOUBLE_FREE (not allocated). */
 pk_status pk_classes_free(pk_classes *c, void *p);
@@ -143,10 +143,10 @@ pk_status pk_classes_free(pk_classes *c, void *p);
 /* Fall-through on (the default) or off. O(1); takes the lock. */
 void pk_classes_set_fallthrough(pk_classes *c, bool on);
 
-/* Statistics of class i (its pool's: see pk_pool_stats), with the set's name
- * on its faults. The set's failures and its own rejections (foreign pointers
- * outside every pool, bad alignments) are counted in the totals only. i at or
- * above the number of classes: *out is zeroed. O(1); takes the lock. */
+/* Statistics of class i (its pool's: see pk_pool_stats). The set's failures
+ * and its own rejections (foreign pointers outside every pool, bad
+ * alignments) are counted in the totals only. i at or above the number of
+ * classes: *out is zeroed (no lock taken). O(1); takes the lock. */
 void pk_classes_class_stats(const pk_classes *c, size_t i, pk_stats *out);
 
 /* Totals: capacity, in_use, free_bytes, allocs, frees, failures and rejected
@@ -166,21 +166,21 @@ void pk_classes_reset_peaks(pk_classes *c);
 
 /* Verifies the set's invariants (the class table, the octave table, the pool
  * starts, the non-empty bitmap and free counts against each pool's free
- * blocks, live and in_use against the pools, the peaks) and then each pool
- * (pk_pool_check). Returns PK_OK or the first problem (PK_ERR_CORRUPT),
- * reported once through the fault handler with the set's name. Repairs
- * nothing. O(total blocks). With a lock set, it is taken once for the set's
- * invariants and the first pool, then once for each further pool, and
- * released before any report: never held while the handler runs. */
+ * blocks, live and in_use against the pools, the peaks, no lock on a pool)
+ * and then each pool's (those of pk_pool_check). Returns PK_OK or the first
+ * problem (PK_ERR_CORRUPT), reported once through the fault handler with the
+ * set's name. Repairs nothing. O(total blocks). With a lock set, it is taken once, held across
+ * the whole walk (the set and every pool: O(total blocks) with it held, which
+ * matters for a PRIMASK lock), and released before any report. */
 pk_status pk_classes_check(const pk_classes *c);
 
-/* Names the set and its pools in faults and reports (the string is kept, not
- * copied; NULL restores "classes"). O(n). */
+/* Names the set in faults and reports (the string is kept, not copied; NULL
+ * restores "classes"). O(1). */
 void pk_classes_set_name(pk_classes *c, const char *name);
 
 /* Sets the lock taken around each operation (copied; NULL removes it).
  * Returns PK_ERR_INVALID_ARG, changing nothing, when exactly one of lock and
- * unlock is NULL. Call it before the set is shared. O(n). */
+ * unlock is NULL. Call it before the set is shared. O(1). */
 pk_status pk_classes_set_lock(pk_classes *c, const pk_lock *lock);
 
 /* The set's generic view: alloc_aligned serves an alignment up to that of the
