@@ -308,25 +308,36 @@ void pk_pool_reset_peaks(pk_pool *p)
     pk__lock(&p->lock);
     /* Move the free list onto the reserve: blocks freed from now on go to the
      * (empty) free list, so a draw from the reserve again means that every
-     * block in circulation is live. */
+     * block in circulation is live. The walk to the list's tail trusts no
+     * link: one that leaves the free blocks (a write after free) sends every
+     * free block to the reserve by the usage map instead. */
     size_t *head = active_head(p);
+    bool corrupt = false;
     if (*head != PK_POOL_NONE) {
         size_t tail = *head;
-        for (size_t steps = 0; steps < p->carved; steps++) {
-            size_t next = pk__load_word(block_at(p, tail));
-            if (next >= p->carved) {
-                break;
-            }
-            tail = next;
+        size_t steps = 0;
+        corrupt = tail >= p->carved || p->usage[tail] != PK_POOL_FREE;
+        for (size_t next; !corrupt && (next = pk__load_word(block_at(p, tail))) != PK_POOL_NONE;
+             tail = next) {
+            corrupt = next >= p->carved || p->usage[next] != PK_POOL_FREE || ++steps >= p->carved;
         }
-        pk__store_word(block_at(p, tail), p->reserve_head);
-        p->reserve_head = *head;
-        *head = PK_POOL_NONE;
+        if (corrupt) {
+            rebuild_free_lists(p);
+            p->rejected++;
+        } else {
+            pk__store_word(block_at(p, tail), p->reserve_head);
+            p->reserve_head = *head;
+            *head = PK_POOL_NONE;
+        }
     }
     p->peak_base = live_blocks(p);
     p->draws = 0;
     p->peak_floor = 0;
+    const char *name = pool_name(p);
     pk__unlock(&p->lock);
+    if (corrupt) {
+        (void)pk_report_fault(PK_ERR_CORRUPT, name, NULL);
+    }
 }
 
 /* Walks one free list: every link inside the carved blocks, every block

@@ -450,6 +450,41 @@ static void test_alloc_survives_overwritten_link(void **state)
     }
 }
 
+/* reset_peaks walks the free list to its tail: a link damaged by a write
+ * after free (a small integer: a live block's index) must not make it write
+ * into that live block (found by review). */
+static void test_reset_peaks_survives_overwritten_link(void **state)
+{
+    (void)state;
+    pk_pool p;
+    assert_int_equal(pk_pool_init(&p, arena, PK_POOL_BUFFER_SIZE(32, 4, 0), 32, 0), PK_OK);
+    unsigned char *a = pk_pool_alloc(&p);
+    unsigned char *b = pk_pool_alloc(&p);
+    unsigned char *c = pk_pool_alloc(&p);
+    memset(a, 0x41, 32);
+    assert_int_equal(pk_pool_free(&p, c), PK_OK);
+    store_index(c, 0); /* c's link now names a, which is live */
+    pk_pool_reset_peaks(&p);
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, PK_ERR_CORRUPT);
+    faults.calls = 0;
+    for (size_t i = 0; i < 32; i++) {
+        assert_int_equal(a[i], 0x41);
+    }
+    assert_check_ok(&p);
+    pk_stats s;
+    pk_pool_stats(&p, &s);
+    assert_int_equal(s.peak_live, 2);
+    /* Nothing lost: c and the uncarved block are still to be had. */
+    void *x = pk_pool_alloc(&p);
+    void *y = pk_pool_alloc(&p);
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_null(pk_pool_alloc(&p));
+    assert_int_equal(faults.calls, 0);
+    (void)b;
+}
+
 /* Peaks: exact against a model, across resets and a rebuild. */
 static void test_peaks_follow_a_model(void **state)
 {
@@ -551,6 +586,37 @@ static void test_lock_wraps_every_operation(void **state)
     }
     assert_int_equal(lock_calls, 0);
     assert_check_ok(&p);
+}
+
+/* With a lock set, a damaged link is found on the locked path: reported once,
+ * after the lock is released, and nothing is handed out twice. */
+static void test_locked_alloc_survives_overwritten_link(void **state)
+{
+    (void)state;
+    damaged_pool d;
+    make_damaged_pool(&d);
+    pk_lock l = {counting_lock, counting_unlock, &lock_calls};
+    assert_int_equal(pk_pool_set_lock(&d.p, &l), PK_OK);
+    store_index(d.blocks[4], 0); /* the head's link names block 0, which is live */
+    unsigned char *got[8];
+    size_t n = 0;
+    for (size_t tries = 0; tries < 8 && n < 5; tries++) {
+        unsigned char *b = pk_pool_alloc(&d.p);
+        if (b != NULL) {
+            for (size_t k = 0; k < n; k++) {
+                assert_ptr_not_equal(got[k], b);
+            }
+            assert_ptr_not_equal(b, d.blocks[0]);
+            got[n++] = b;
+        }
+    }
+    assert_int_equal(n, 5);
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, PK_ERR_CORRUPT);
+    assert_int_equal(faults.lock_depth_seen, 0);
+    faults.calls = 0;
+    assert_int_equal(lock_depth, 0);
+    assert_check_ok(&d.p);
 }
 
 /* PK_POOL_DEFINE: a ready pool with no init call, named after itself. */
@@ -712,8 +778,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_check_finds_free_list_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_finds_counter_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alloc_survives_overwritten_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_peaks_survives_overwritten_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peaks_follow_a_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_wraps_every_operation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_locked_alloc_survives_overwritten_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_static_definition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inverse_macro, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_small_blocks, setup, teardown),

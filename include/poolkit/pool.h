@@ -200,8 +200,11 @@ size_t pk_pool_usable_size(const pk_pool *p, const void *block);
 void pk_pool_stats(const pk_pool *p, pk_stats *out);
 
 /* Sets peak_live and peak_in_use to the current values. O(free blocks): it
- * sets the free blocks aside so that the fast paths need not count the peak.
- * Takes the lock. */
+ * sets the free blocks aside so that the fast paths need not count the peak;
+ * holds the lock that long (not for ISRs). A damaged free-list link is
+ * reported as PK_ERR_CORRUPT (counted as rejected) and the free blocks are
+ * set aside by the usage map instead, O(n); the peaks are reset all the
+ * same. */
 void pk_pool_reset_peaks(pk_pool *p);
 
 /* Verifies every invariant: counters, free lists (no cycle, no link outside
