@@ -111,11 +111,20 @@ static PK__ALWAYS_INLINE bool free_node_ok(const pk_buddy *b, const pk_buddy_nod
 }
 
 /* Takes n off list k after checking the links it follows. false (nothing
- * changed) when they are damaged. */
+ * changed) when they are damaged. A NULL link cannot be checked against the
+ * map, so against the list's length: n has two NULL links exactly when it is
+ * the list's only node. Without that, a head whose next a client zeroed
+ * (memset after free) would be popped as the last node, silently cutting
+ * every later node off the list; a zeroed next further down is caught when
+ * the list runs out with nodes still counted. */
 static PK__ALWAYS_INLINE bool unlink_node(pk_buddy *b, pk_buddy_node *n, unsigned k)
 {
     pk_buddy_node *next = n->next;
     pk_buddy_node *prev = n->prev;
+    size_t count = b->free_count[k];
+    if ((count == 1) != (next == NULL && prev == NULL)) {
+        return false;
+    }
     if (next != NULL && (!free_node_ok(b, next) || next->prev != n)) {
         return false;
     }
@@ -133,6 +142,7 @@ static PK__ALWAYS_INLINE bool unlink_node(pk_buddy *b, pk_buddy_node *n, unsigne
             b->nonempty &= ~bit(k);
         }
     }
+    b->free_count[k] = count - 1u;
     return true;
 }
 
@@ -146,6 +156,7 @@ static PK__ALWAYS_INLINE void push_node(pk_buddy *b, size_t s, unsigned k)
         head->prev = n;
     }
     b->free_lists[k] = n;
+    b->free_count[k]++;
     b->nonempty |= bit(k);
 }
 
@@ -207,13 +218,26 @@ static PK__ALWAYS_INLINE size_t request_of(const pk_buddy *b, size_t s, unsigned
 /* The slot count for avail bytes of slots of min_block bytes: the largest N
  * with N * min_block + map_bytes(N) <= avail. A map word and its
  * MAP_WORD_SLOTS slots take a group of bytes; a remainder holds up to
- * MAP_WORD_SLOTS - 1 more slots and one more map word. */
+ * MAP_WORD_SLOTS - 1 more slots and one more map word.
+ * The group's size is checked: min_block may be any power of two, and
+ * MAP_WORD_SLOTS * min_block wraps once min_block >= 2^W / MAP_WORD_SLOTS
+ * (W-bit size_t: 2^28 on 32 bits, 16 slots a word; 2^59 on 64 bits, 32). Wrapped, the group came out tiny (32 bits, 2^28: 0 + 4 bytes),
+ * so 64 KiB at an address aligned to 2^28 made 2^16 / 4 * 16 slots of 2^28
+ * bytes: init returned PK_OK with blocks and a map far outside the buffer.
+ * A group that does not fit in size_t is larger than any avail: no whole
+ * group, and the remainder, avail itself, gives the count (0 unless avail
+ * holds a map word and at least one slot, which is then correct). */
 static size_t slots_for(size_t avail, size_t min_block)
 {
-    size_t group = MAP_WORD_SLOTS * min_block + sizeof(size_t);
-    size_t rest = avail % group;
+    size_t group = 0;
+    if (pk__mul_overflows(MAP_WORD_SLOTS, min_block, &group) ||
+        pk__add_overflows(group, sizeof(size_t), &group)) {
+        group = 0; /* larger than avail */
+    }
+    size_t rest = group == 0 ? avail : avail % group;
     size_t extra = rest > sizeof(size_t) ? (rest - sizeof(size_t)) / min_block : 0;
-    return avail / group * MAP_WORD_SLOTS + (extra > MAP_WORD_SLOTS - 1u ? MAP_WORD_SLOTS - 1u : extra);
+    size_t whole = group == 0 ? 0 : avail / group * MAP_WORD_SLOTS;
+    return whole + (extra > MAP_WORD_SLOTS - 1u ? MAP_WORD_SLOTS - 1u : extra);
 }
 
 static size_t map_bytes(size_t slots)
@@ -286,6 +310,7 @@ static void rebuild_lists(pk_buddy *b)
 {
     for (unsigned k = 0; k < PK_BUDDY_MAX_ORDERS; k++) {
         b->free_lists[k] = NULL;
+        b->free_count[k] = 0;
     }
     b->nonempty = 0;
     for (size_t s = 0; s < b->slots;) {
@@ -368,6 +393,7 @@ static PK__ALWAYS_INLINE void *alloc_core(pk_buddy *b, size_t request, size_t ne
         half->next = NULL;
         half->prev = NULL;
         b->free_lists[j] = half;
+        b->free_count[j] = 1;
         b->nonempty |= bit(j);
         map_set(b, upper, MAP_FREE);
     }
@@ -489,7 +515,10 @@ static PK__ALWAYS_INLINE pk_status free_core(pk_buddy *b, void *p)
     size_t block = b->min_block << k;
     size_t request = request_of(b, s, k, state);
     pk_status status = PK_OK;
-    if (request == SIZE_MAX) {
+    if (request > b->requested) {
+        /* An impossible record (SIZE_MAX), or an overwritten one that
+         * records a smaller slack than was written, more than all live
+         * blocks requested: subtracting it would wrap requested. */
         status = PK_ERR_GUARD_CORRUPT;
         request = 0;
     }
@@ -580,7 +609,7 @@ void *pk_buddy_realloc(pk_buddy *b, void *p, size_t size)
     bool live = find_live(b, p, &s, &k, &state);
     size_t block = b->min_block << k;
     size_t old = live ? request_of(b, s, k, state) : 0;
-    bool damaged = live && old == SIZE_MAX;
+    bool damaged = live && old > b->requested; /* impossible, or more than requested: as free */
     bool in_place = live && size <= block;
     if (in_place) {
         if (size < block) {
@@ -610,6 +639,16 @@ void *pk_buddy_realloc(pk_buddy *b, void *p, size_t size)
     void *fresh = pk_buddy_alloc(b, size);
     if (fresh != NULL) {
         memcpy(fresh, p, damaged ? block : old); /* size > block >= old here */
+        if (damaged) {
+            /* Make the record impossible, so that the free reports it and
+             * recounts however large requested has grown since (the record
+             * may be a possible one, recording more than p's request). The
+             * bytes past the request are ours, and p's were copied. */
+            pk__lock(&b->lock);
+            map_set(b, s, MAP_SLACK);
+            ((unsigned char *)p)[block - 1u] = 0;
+            pk__unlock(&b->lock);
+        }
         (void)pk_buddy_free(b, p); /* a damaged record is reported here */
     }
     return fresh;
@@ -686,7 +725,7 @@ static bool lists_consistent(const pk_buddy *b, const size_t *counts)
             length++;
             prev = n;
         }
-        if (length != counts[k]) {
+        if (length != counts[k] || b->free_count[k] != counts[k]) {
             return false;
         }
     }
@@ -700,7 +739,7 @@ static bool buddy_consistent(const pk_buddy *b)
         (b->nonempty >> b->max_order >> 1) != 0) {
         return false;
     }
-    size_t counts[PK_BUDDY_MAX_ORDERS] = {0};
+    size_t counts[PK_BUDDY_MAX_ORDERS] = {0}; /* free blocks per order, by the map */
     size_t live = 0, in_use = 0, requested = 0;
     for (size_t s = 0; s < b->slots;) {
         unsigned state = map_get(b, s);

@@ -430,6 +430,12 @@ static void test_misuse(void **state)
     expect_fault(PK_ERR_DOUBLE_FREE, a);
     assert_int_equal(pk_buddy_free(&b, d), PK_ERR_DOUBLE_FREE);
     expect_fault(PK_ERR_DOUBLE_FREE, d);
+    /* Inside a free block: off a slot boundary is misaligned, on one a
+     * double free (as the header says). */
+    assert_int_equal(pk_buddy_free(&b, c + 8), PK_ERR_MISALIGNED_PTR);
+    expect_fault(PK_ERR_MISALIGNED_PTR, c + 8);
+    assert_int_equal(pk_buddy_free(&b, c + 16), PK_ERR_DOUBLE_FREE);
+    expect_fault(PK_ERR_DOUBLE_FREE, c + 16);
     assert_int_equal(pk_buddy_usable_size(&b, a), 0);
     assert_int_equal(pk_buddy_usable_size(&b, other), 0);
     assert_int_equal(pk_buddy_block_size(&b, a + 16), 0);
@@ -537,6 +543,146 @@ static void test_write_after_free(void **state)
     assert_int_equal(pk_buddy_usable_size(&b, y), 16);
     assert_int_equal(pk_buddy_free(&b, y), PK_OK);
     assert_whole(&b);
+}
+
+/* A client that zeroes a freed block (memset after free) that heads a list
+ * of several blocks: its NULL next must not be taken for the end of the
+ * list, which would cut every later block of that order off it (allocs
+ * then fail, silently, while the map says blocks are free). The list
+ * lengths catch it in O(1) when the node is popped or unlinked. */
+static void test_zeroed_list_head(void **state)
+{
+    (void)state;
+    pk_buddy b;
+    assert_int_equal(pk_buddy_init(&b, arena, PK_BUDDY_BUFFER_SIZE(64, 16), 16), PK_OK);
+    assert_int_equal(b.slots, 4);
+    unsigned char *q[4];
+    for (size_t i = 0; i < 4; i++) {
+        q[i] = pk_buddy_alloc(&b, 16);
+        assert_ptr_equal(q[i], b.base + 16 * i);
+    }
+    assert_int_equal(pk_buddy_free(&b, q[0]), PK_OK);
+    assert_int_equal(pk_buddy_free(&b, q[2]), PK_OK); /* list 0: q2 -> q0 */
+    assert_check_ok(&b);
+    memset(q[2], 0, 16);
+    assert_check_corrupt(&b);
+    /* The pop refuses the head, reports once, rebuilds the lists. */
+    assert_null(pk_buddy_alloc(&b, 16));
+    expect_fault(PK_ERR_CORRUPT, NULL);
+    assert_int_equal(stats_of(&b).rejected, 1);
+    assert_check_ok(&b);
+    unsigned char *x = pk_buddy_alloc(&b, 16);
+    unsigned char *y = pk_buddy_alloc(&b, 16);
+    assert_true((x == q[0] && y == q[2]) || (x == q[2] && y == q[0]));
+    assert_int_equal(stats_of(&b).failures, 0);
+    assert_int_equal(faults.calls, 0);
+    assert_check_ok(&b);
+
+    /* The same through a merge: the zeroed head is the freed block's buddy. */
+    assert_int_equal(pk_buddy_free(&b, q[0]), PK_OK);
+    assert_int_equal(pk_buddy_free(&b, q[2]), PK_OK); /* list 0: q2 -> q0 */
+    memset(q[2], 0, 16);
+    assert_int_equal(pk_buddy_free(&b, q[3]), PK_ERR_CORRUPT); /* freed, lists rebuilt */
+    expect_fault(PK_ERR_CORRUPT, q[3]);
+    assert_check_ok(&b);
+    assert_int_equal(stats_of(&b).largest_free, 32);
+    assert_int_equal(pk_buddy_free(&b, q[1]), PK_OK);
+    assert_whole(&b);
+
+    /* A zeroed next further down the list (a block of three): the pops go on
+     * until the list runs out with a block still counted on it. */
+    assert_int_equal(pk_buddy_init(&b, arena, PK_BUDDY_BUFFER_SIZE(128, 16), 16), PK_OK);
+    unsigned char *r[8];
+    for (size_t i = 0; i < 8; i++) {
+        r[i] = pk_buddy_alloc(&b, 16);
+    }
+    assert_int_equal(pk_buddy_free(&b, r[0]), PK_OK);
+    assert_int_equal(pk_buddy_free(&b, r[2]), PK_OK);
+    assert_int_equal(pk_buddy_free(&b, r[4]), PK_OK); /* list 0: r4 -> r2 -> r0 */
+    memset(r[2], 0, sizeof(void *));                  /* r2's next */
+    assert_ptr_equal(pk_buddy_alloc(&b, 16), r[4]);
+    assert_null(pk_buddy_alloc(&b, 16)); /* r2 is the head, r0 still counted */
+    expect_fault(PK_ERR_CORRUPT, NULL);
+    assert_check_ok(&b);
+    unsigned char *u = pk_buddy_alloc(&b, 16);
+    unsigned char *v = pk_buddy_alloc(&b, 16);
+    assert_true((u == r[0] && v == r[2]) || (u == r[2] && v == r[0]));
+    assert_null(pk_buddy_alloc(&b, 16));
+    assert_int_equal(faults.calls, 0);
+    for (size_t i = 0; i < 8; i++) {
+        assert_int_equal(pk_buddy_free(&b, r[i]), PK_OK);
+    }
+    assert_whole(&b);
+}
+
+/* A write past the request that leaves a possible record with a smaller
+ * slack than was written records a request larger than the one counted:
+ * free and realloc must not subtract it from requested (it wrapped below
+ * zero) but report it and recount. */
+static void test_record_larger_than_requested(void **state)
+{
+    (void)state;
+    pk_buddy b;
+    assert_int_equal(pk_buddy_init(&b, arena, 1024, 16), PK_OK);
+    unsigned char *p = pk_buddy_alloc(&b, 100); /* a 128-byte block, 28 bytes of slack */
+    p[127] = 1;                                 /* now says: a request of 127 */
+    assert_int_equal(pk_buddy_usable_size(&b, p), 127);
+    assert_check_corrupt(&b);
+    assert_int_equal(pk_buddy_free(&b, p), PK_ERR_GUARD_CORRUPT);
+    expect_fault(PK_ERR_GUARD_CORRUPT, p);
+    pk_stats s = stats_of(&b);
+    assert_int_equal(s.requested, 0);
+    assert_int_equal(s.in_use, 0);
+    assert_int_equal(s.rejected, 0);
+    assert_check_ok(&b);
+    assert_whole(&b);
+
+    /* realloc in place. */
+    p = pk_buddy_alloc(&b, 100);
+    p[127] = 1;
+    assert_ptr_equal(pk_buddy_realloc(&b, p, 50), p);
+    expect_fault(PK_ERR_GUARD_CORRUPT, p);
+    assert_int_equal(stats_of(&b).requested, 50);
+    assert_int_equal(pk_buddy_usable_size(&b, p), 50);
+    assert_check_ok(&b);
+    /* realloc that moves: the free of the old block reports it. */
+    p[127] = 1; /* slack 78 written for 50: now 127 */
+    unsigned char *q = pk_buddy_realloc(&b, p, 200);
+    assert_non_null(q);
+    expect_fault(PK_ERR_GUARD_CORRUPT, p);
+    assert_int_equal(stats_of(&b).requested, 200);
+    assert_check_ok(&b);
+    assert_int_equal(pk_buddy_free(&b, q), PK_OK);
+    assert_whole(&b);
+}
+
+/* min_block so large that MAP_WORD_SLOTS * min_block does not fit in size_t
+ * (2^59 here, 2^28 with a 32-bit size_t): the slot count must not come from
+ * the wrapped product. */
+static void test_huge_min_block(void **state)
+{
+    (void)state;
+    size_t word_slots = 4 * sizeof(size_t);
+    size_t wraps = SIZE_MAX / word_slots + 1; /* the smallest power of two whose group wraps */
+    assert_true(wraps != 0 && (wraps & (wraps - 1)) == 0);
+    size_t mins[] = {wraps / 2, wraps, wraps * 2, (size_t)1 << (sizeof(size_t) * 8 - 1)};
+    for (size_t i = 0; i < sizeof mins / sizeof *mins; i++) {
+        /* Not one block of that size fits: everything is metadata. */
+        assert_int_equal(pk_buddy_metadata_size(65536, mins[i]), 65536);
+        /* Exactly one slot and its map word. */
+        assert_int_equal(pk_buddy_metadata_size(mins[i] + sizeof(size_t), mins[i]), sizeof(size_t));
+        /* A buffer at an address aligned to min_block (never dereferenced:
+         * init must refuse before it touches the buffer). */
+        pk_buddy b;
+        memset(&b, 0x5A, sizeof b);
+        unsigned char before[sizeof b];
+        memcpy(before, &b, sizeof b);
+        void *aligned = (void *)(uintptr_t)mins[i];
+        assert_int_equal(pk_buddy_init(&b, aligned, 65536, mins[i]), PK_ERR_INVALID_ARG);
+        assert_int_equal(pk_buddy_init(&b, arena, sizeof arena, mins[i]), PK_ERR_INVALID_ARG);
+        assert_memory_equal(&b, before, sizeof b);
+    }
+    assert_int_equal(faults.calls, 0);
 }
 
 /* Corruption: check finds each kind of damage. */
@@ -647,6 +793,16 @@ static void test_check_finds_damage(void **state)
     b.nonempty = copy.nonempty | ((size_t)1 << 1);
     assert_check_corrupt(&b);
     b.nonempty = copy.nonempty | ((size_t)1 << (b.max_order + 1));
+    assert_check_corrupt(&b);
+    b = copy;
+    /* The recorded list lengths. */
+    b.free_count[2]++;
+    assert_check_corrupt(&b);
+    b = copy;
+    b.free_count[3] = 0;
+    assert_check_corrupt(&b);
+    b = copy;
+    b.free_count[0] = 1; /* an empty list */
     assert_check_corrupt(&b);
     b = copy;
     /* Counters. */
@@ -891,6 +1047,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_misuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_overwritten, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_after_free, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zeroed_list_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_larger_than_requested, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_min_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_finds_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_wraps_every_operation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peaks_and_names, setup, teardown),
