@@ -13,6 +13,15 @@
  * The fast paths (no lock set) make no call: alloc pops the first partial
  * slab's free list, free validates the pointer (span, magic, back-pointer,
  * index, link) and pushes it; a slab changes lists in O(1) (doubly linked).
+ *
+ * A slab whose free list an allocation finds damaged goes to a fourth list,
+ * damaged, and stays there: nothing is allocated from it again, it is never
+ * given back to the page source, frees of its live objects are accepted, and
+ * pk_slab_check reports PK_ERR_CORRUPT while the list is not empty.
+ *
+ * A growing allocation calls the page source (and builds the slab, running
+ * the constructors) without the cache's lock: the page is the call's alone
+ * until it is linked on the empty list under the lock again.
  */
 #include <string.h>
 
@@ -29,7 +38,7 @@
  * given back (its magic is cleared then), does not pass. */
 #define SLAB_MAGIC ((uintptr_t)0x5AB1CAC4E5AB1CA5ull)
 
-enum { LIST_PARTIAL = 1, LIST_FULL = 2, LIST_EMPTY = 3 };
+enum { LIST_PARTIAL = 1, LIST_FULL = 2, LIST_EMPTY = 3, LIST_DAMAGED = 4 };
 
 typedef struct pk_slab_header slab;
 struct pk_slab_header {
@@ -40,7 +49,7 @@ struct pk_slab_header {
     unsigned char *first;   /* object 0 (the slab's start + its colour) */
     uint16_t inuse;         /* live objects */
     uint16_t free_head;     /* first free object, or LINK_END */
-    uint16_t list;          /* LIST_PARTIAL, LIST_FULL or LIST_EMPTY */
+    uint16_t list;          /* LIST_PARTIAL, LIST_FULL, LIST_EMPTY or LIST_DAMAGED */
     uint16_t unused;
 };
 
@@ -66,14 +75,18 @@ static PK__ALWAYS_INLINE uint16_t *links_of(const pk_slab_cache *c, const slab *
 
 static PK__ALWAYS_INLINE slab **list_head(pk_slab_cache *c, unsigned list)
 {
-    return list == LIST_PARTIAL ? &c->partial : list == LIST_FULL ? &c->full : &c->empty;
+    return list == LIST_PARTIAL ? &c->partial
+           : list == LIST_FULL  ? &c->full
+           : list == LIST_EMPTY ? &c->empty
+                                : &c->damaged;
 }
 
 static PK__ALWAYS_INLINE size_t *list_count(pk_slab_cache *c, unsigned list)
 {
     return list == LIST_PARTIAL ? &c->partial_slabs
            : list == LIST_FULL  ? &c->full_slabs
-                                : &c->empty_slabs;
+           : list == LIST_EMPTY ? &c->empty_slabs
+                                : &c->damaged_slabs;
 }
 
 static PK__ALWAYS_INLINE void list_unlink(pk_slab_cache *c, slab *s)
@@ -164,6 +177,7 @@ pk_status pk_slab_init(pk_slab_cache *c, const char *name, size_t obj_size, size
         .partial = NULL,
         .empty = NULL,
         .full = NULL,
+        .damaged = NULL,
         .slab_mask = ~(uintptr_t)(slab_size - 1),
         .header_offset = l.header_offset,
         .links_offset = l.links_offset,
@@ -187,15 +201,15 @@ pk_status pk_slab_init(pk_slab_cache *c, const char *name, size_t obj_size, size
     return PK_OK;
 }
 
-/* Makes a slab: a page from the source, its header, links and colour, every
- * object constructed; pushed on the empty list. NULL when the source has no
- * page (*bad_page set when it returned one not aligned to slab_size: the page
- * went back). Called with the lock. */
-static slab *grow(pk_slab_cache *c, void **bad_page)
+/* Makes a slab of the given colour: a page from the source, its header,
+ * links and colour, every object constructed. Called WITHOUT the lock: it
+ * reads only what init set, and the page is this call's alone until attach
+ * links it. NULL when the source has no page (*bad_page set when it returned
+ * one not aligned to slab_size: the page went back). */
+static slab *build(pk_slab_cache *c, size_t colour, void **bad_page)
 {
     unsigned char *page = c->source.get(c->source.ctx, c->slab_size, c->slab_size);
     if (page == NULL) {
-        c->source_exhausted = true;
         return NULL;
     }
     uintptr_t base = (uintptr_t)page;
@@ -204,15 +218,15 @@ static slab *grow(pk_slab_cache *c, void **bad_page)
         *bad_page = page;
         return NULL;
     }
-    c->source_exhausted = false;
     slab *s = (slab *)(void *)(page + c->header_offset);
-    size_t colour = c->next_colour;
-    c->next_colour = colour + c->align <= c->colour_max ? colour + c->align : 0;
     s->magic = SLAB_MAGIC ^ base;
     s->cache = c;
     s->first = page + colour;
+    s->prev = NULL;
+    s->next = NULL;
     s->inuse = 0;
     s->free_head = 0;
+    s->list = 0;
     s->unused = 0;
     uint16_t *links = links_of(c, s);
     for (size_t i = 0; i < c->per_slab; i++) {
@@ -221,6 +235,16 @@ static slab *grow(pk_slab_cache *c, void **bad_page)
             c->ctor(s->first + i * c->stride, c->ctx);
         }
     }
+    return s;
+}
+
+/* Links a slab build made, of the given colour, on the empty list. Called
+ * with the lock. */
+static void attach(pk_slab_cache *c, slab *s, size_t colour)
+{
+    uintptr_t base = slab_base(c, s);
+    c->source_exhausted = false;
+    c->next_colour = colour + c->align <= c->colour_max ? colour + c->align : 0;
     /* The span of addresses the cache has held slabs in (never shrinks). */
     if (c->span_size == 0) {
         c->span_lo = base;
@@ -236,7 +260,6 @@ static slab *grow(pk_slab_cache *c, void **bad_page)
     c->slabs++;
     c->slabs_made++;
     list_push(c, s, LIST_EMPTY);
-    return s;
 }
 
 /* Pops an object from s (on the partial or empty list), moving s to the list
@@ -264,41 +287,70 @@ static PK__ALWAYS_INLINE void *take(pk_slab_cache *c, slab *s)
     return s->first + index * c->stride;
 }
 
+/* The slow path: takes the lock, then loops. A partial or empty slab gives an
+ * object (done), or is found damaged: it goes to the damaged list, the fault
+ * is reported with the lock released, and the loop goes on with the next
+ * slab. With no slab left, one slab is made without the lock (build), linked
+ * on the empty list under the lock again, and the loop picks again: a partial
+ * slab another thread made meanwhile comes first, and the new slab then stays
+ * on the empty list. Each round moves a slab to the damaged list or is the
+ * one growth, so the loop ends. */
 PK__SLOW_PATH static void *alloc_slow(pk_slab_cache *c)
 {
+    bool grown = false;
     pk__lock(&c->lock);
-    void *bad_page = NULL;
-    slab *s = c->partial != NULL ? c->partial : c->empty;
-    if (s == NULL) {
-        s = grow(c, &bad_page);
-    }
-    void *obj = NULL;
-    pk_status fault = PK_OK;
-    if (s == NULL) {
-        c->failures++;
-        fault = bad_page != NULL ? PK_ERR_MISALIGNED_PTR : PK_OK;
-    } else {
-        obj = take(c, s);
-        if (obj == NULL) {
+    for (;;) {
+        slab *s = c->partial != NULL ? c->partial : c->empty;
+        if (s != NULL) {
+            void *obj = take(c, s);
+            if (obj != NULL) {
+                pk__unlock(&c->lock);
+                return obj;
+            }
+            list_move(c, s, LIST_DAMAGED);
             c->rejected++;
-            fault = PK_ERR_CORRUPT;
+            const char *name = cache_name(c);
+            pk__unlock(&c->lock);
+            (void)pk_report_fault(PK_ERR_CORRUPT, name, (void *)slab_base(c, s));
+            pk__lock(&c->lock);
+            continue;
+        }
+        if (grown) {
+            break;
+        }
+        grown = true;
+        size_t colour = c->next_colour;
+        const char *name = cache_name(c);
+        pk__unlock(&c->lock);
+        void *bad_page = NULL;
+        slab *fresh = build(c, colour, &bad_page);
+        if (bad_page != NULL) {
+            (void)pk_report_fault(PK_ERR_MISALIGNED_PTR, name, bad_page);
+        }
+        pk__lock(&c->lock);
+        if (fresh != NULL) {
+            attach(c, fresh, colour);
+        } else if (bad_page == NULL) {
+            /* get returned NULL: exhaustion, as far as the cache can tell (a
+             * page source that failed for another reason, e.g. a buddy that
+             * reported a fault, looks the same through pk_page_source). */
+            c->source_exhausted = true;
         }
     }
-    const char *name = cache_name(c);
+    c->failures++;
     pk__unlock(&c->lock);
-    if (fault != PK_OK) {
-        (void)pk_report_fault(fault, name, bad_page);
-    }
-    return obj;
+    return NULL;
 }
 
 void *pk_slab_alloc(pk_slab_cache *c)
 {
-    slab *s = c->partial;
-    if (c->lock.lock == NULL && s != NULL) {
-        void *obj = take(c, s);
-        if (obj != NULL) {
-            return obj;
+    if (c->lock.lock == NULL) {
+        slab *s = c->partial;
+        if (s != NULL) {
+            void *obj = take(c, s);
+            if (obj != NULL) {
+                return obj;
+            }
         }
     }
     return alloc_slow(c);
@@ -327,7 +379,8 @@ static PK__ALWAYS_INLINE size_t index_in(const pk_slab_cache *c, const slab *s, 
     return pk__rotr(offset * c->inverse, c->shift);
 }
 
-/* Puts object index of s back, moving s to the list its fill now calls for. */
+/* Puts object index of s back, moving s to the list its fill now calls for
+ * (a damaged slab stays on the damaged list). */
 static PK__ALWAYS_INLINE void give_back(pk_slab_cache *c, slab *s, size_t index)
 {
     uint16_t *links = links_of(c, s);
@@ -335,7 +388,9 @@ static PK__ALWAYS_INLINE void give_back(pk_slab_cache *c, slab *s, size_t index)
     s->free_head = (uint16_t)index;
     s->inuse--;
     if (s->inuse == 0) {
-        list_move(c, s, LIST_EMPTY);
+        if (s->list != LIST_DAMAGED) { /* a damaged slab stays where it is */
+            list_move(c, s, LIST_EMPTY);
+        }
     } else if (s->list == LIST_FULL) {
         list_move(c, s, LIST_PARTIAL);
     }
@@ -532,6 +587,11 @@ static bool slab_consistent(const pk_slab_cache *c, const slab *s, unsigned list
 
 static bool cache_consistent(const pk_slab_cache *c)
 {
+    /* A slab an allocation found damaged stays damaged (nothing repairs it):
+     * the cache is corrupt as long as it holds one. */
+    if (c->damaged != NULL || c->damaged_slabs != 0) {
+        return false;
+    }
     static const unsigned lists[] = {LIST_PARTIAL, LIST_FULL, LIST_EMPTY};
     const size_t counts[] = {c->partial_slabs, c->full_slabs, c->empty_slabs};
     const slab *const heads[] = {c->partial, c->full, c->empty};

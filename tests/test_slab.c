@@ -47,6 +47,7 @@ typedef struct {
     bool fail;            /* every get fails */
     bool misalign;        /* the next get returns a page + 16 */
     bool keep;            /* put leaves the page's bytes as they are */
+    void (*on_get)(void); /* called (once: then cleared) when get starts */
     int lock_depth_at_get;
     int lock_depth_at_put;
 } test_source;
@@ -65,6 +66,11 @@ static void *source_get(void *ctx, size_t size, size_t align)
     assert_int_equal(size, t->page_size);
     assert_int_equal(align, t->page_size);
     t->lock_depth_at_get = lock_depth;
+    if (t->on_get != NULL) {
+        void (*hook)(void) = t->on_get;
+        t->on_get = NULL;
+        hook();
+    }
     if (t->fail) {
         t->failed_gets++;
         return NULL;
@@ -581,6 +587,13 @@ static void test_page_source_failure(void **state)
     src_state.fail = false;
     assert_non_null(pk_slab_alloc(&d));
     assert_check_ok(&d);
+    /* A get that succeeds: the source is no longer known to be exhausted. */
+    for (size_t i = 1; i < per_slab; i++) {
+        assert_non_null(pk_slab_alloc(&d));
+    }
+    s = stats_of(&d);
+    assert_int_equal(s.free_bytes, 0);
+    assert_int_equal(s.largest_free, sizeof(object));
 }
 
 /* A page source breaking its contract (a page not aligned as asked): NULL,
@@ -598,6 +611,7 @@ static void test_misaligned_page(void **state)
     pk_stats s = stats_of(&c);
     assert_int_equal(s.failures, 1);
     assert_int_equal(s.capacity, 0);
+    assert_int_equal(s.largest_free, sizeof(object)); /* not taken for exhaustion */
     assert_check_ok(&c);
     object *o = pk_slab_alloc(&c);
     assert_non_null(o);
@@ -850,14 +864,110 @@ static void test_check_finds_free_list_damage(void **state)
     h->inuse--;
     assert_check_ok(&d.c);
 
-    /* At alloc, a damaged head is reported once and nothing is handed out twice. */
+    /* At alloc, a damaged head is reported once (with the slab's address),
+     * nothing is handed out twice, the slab is set aside for good, and the
+     * object comes from the next slab (the empty one). */
     h->free_head = 1;
-    assert_null(pk_slab_alloc(&d.c));
-    expect_fault(PK_ERR_CORRUPT, NULL, "objects");
+    assert_ptr_equal(pk_slab_alloc(&d.c), d.objs[2][d.per_slab - 1]);
+    expect_fault(PK_ERR_CORRUPT, (unsigned char *)d.partial - d.c.header_offset, "objects");
     assert_int_equal(stats_of(&d.c).rejected, 1);
     h->free_head = 5;
-    assert_check_ok(&d.c);
-    assert_ptr_equal(pk_slab_alloc(&d.c), d.objs[1][5]);
+    assert_check_corrupt(&d.c); /* set aside: repaired or not, the cache says so */
+    size_t partial, full, empty;
+    assert_int_equal(pk_slab_slabs(&d.c, &partial, &full, &empty), 3);
+    assert_int_equal(partial + full + empty, 2);
+}
+
+static unsigned lock_calls;
+static void counting_lock(void *ctx);
+static void counting_unlock(void *ctx);
+
+/* One damaged slab does not stop the cache (review finding): the allocation
+ * that finds it reports it once, sets it aside and is served by the next
+ * slab; later allocations do not see it again; its live objects can still be
+ * freed; it is never given back; check keeps reporting it. */
+static void test_damaged_slab_set_aside(void **state)
+{
+    (void)state;
+    pk_page_source src = make_source(256, PAGES);
+    pk_slab_cache c;
+    assert_int_equal(pk_slab_init(&c, "small", 32, 0, NULL, NULL, NULL, &src, 256), PK_OK);
+    size_t per_slab = pk_slab_objects_per_slab(32, 0, 256);
+    assert_true(per_slab >= 2 && per_slab <= 64);
+    unsigned char *o[2][64];
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t i = 0; i < per_slab; i++) {
+            o[k][i] = pk_slab_alloc(&c);
+            assert_non_null(o[k][i]);
+        }
+    }
+    assert_int_equal(pk_slab_free(&c, o[1][per_slab - 1]), PK_OK); /* slab B: one free object */
+    assert_int_equal(pk_slab_free(&c, o[0][0]), PK_OK);            /* slab A: first partial */
+    /* A client overflow past A's last object through its slack into the
+     * links of objects 0 and 1: object 0's link now reads "live". */
+    unsigned char *a = (unsigned char *)((uintptr_t)o[0][0] & ~(uintptr_t)255);
+    unsigned char *links_a = a + 256 - PK_SLAB_HEADER_SIZE - per_slab * sizeof(uint16_t);
+    unsigned char *past = o[0][per_slab - 1] + 32;
+    memset(past, 0xFF, (size_t)(links_a + 2 * sizeof(uint16_t) - past));
+
+    assert_ptr_equal(pk_slab_alloc(&c), o[1][per_slab - 1]);
+    expect_fault(PK_ERR_CORRUPT, a, "small");
+    pk_stats s = stats_of(&c);
+    assert_int_equal(s.rejected, 1);
+    assert_int_equal(s.failures, 0);
+    /* Later allocations: a new slab, no fault. */
+    unsigned gets = src_state.gets;
+    for (size_t i = 0; i < per_slab; i++) {
+        unsigned char *x = pk_slab_alloc(&c);
+        assert_non_null(x);
+        assert_true(x < a || x >= a + 256);
+    }
+    assert_int_equal(src_state.gets, gets + 1);
+    assert_int_equal(faults.calls, 0);
+    size_t partial, full, empty;
+    assert_int_equal(pk_slab_slabs(&c, &partial, &full, &empty), 3);
+    assert_int_equal(partial, 0);
+    assert_int_equal(full, 2);
+    assert_int_equal(empty, 0);
+    /* A's live objects go back; A stays aside and is not given back. */
+    for (size_t i = 1; i < per_slab; i++) {
+        assert_int_equal(pk_slab_free(&c, o[0][i]), PK_OK);
+    }
+    assert_int_equal(pk_slab_free(&c, o[0][1]), PK_ERR_DOUBLE_FREE);
+    expect_fault(PK_ERR_DOUBLE_FREE, o[0][1], "small");
+    assert_int_equal(pk_slab_slabs(&c, &partial, &full, &empty), 3);
+    assert_int_equal(empty, 0);
+    assert_int_equal(pk_slab_shrink(&c), 0);
+    assert_int_equal(src_state.puts, 0);
+    assert_int_equal(stats_of(&c).live, 2 * per_slab);
+    assert_check_corrupt(&c);
+
+    /* With no other slab to be had: NULL, one fault, and the next call does
+     * not see the damaged slab again. */
+    pk_slab_cache d;
+    src = make_source(256, 1);
+    assert_int_equal(pk_slab_init(&d, "one page", 32, 0, NULL, NULL, NULL, &src, 256), PK_OK);
+    for (size_t i = 0; i < per_slab; i++) {
+        o[0][i] = pk_slab_alloc(&d);
+        assert_non_null(o[0][i]);
+    }
+    assert_int_equal(pk_slab_free(&d, o[0][0]), PK_OK);
+    a = (unsigned char *)((uintptr_t)o[0][0] & ~(uintptr_t)255);
+    links_a = a + 256 - PK_SLAB_HEADER_SIZE - per_slab * sizeof(uint16_t);
+    memset(links_a, 0xFF, sizeof(uint16_t));
+    pk_lock l = {counting_lock, counting_unlock, &lock_calls};
+    assert_int_equal(pk_slab_set_lock(&d, &l), PK_OK);
+    faults.lock_depth_seen = -1;
+    assert_null(pk_slab_alloc(&d));
+    expect_fault(PK_ERR_CORRUPT, a, "one page");
+    assert_int_equal(faults.lock_depth_seen, 0); /* reported with the lock released */
+    assert_int_equal(lock_depth, 0);
+    assert_null(pk_slab_alloc(&d));
+    assert_int_equal(faults.calls, 0);
+    s = stats_of(&d);
+    assert_int_equal(s.rejected, 1);
+    assert_int_equal(s.failures, 2);
+    assert_int_equal(src_state.failed_gets, 2);
 }
 
 static void test_check_finds_counter_damage(void **state)
@@ -1019,11 +1129,9 @@ static void test_generic_view(void **state)
     assert_int_equal(s.live, 0);
 }
 
-/* Locks: taken once around every call that touches state, released before
- * the fault handler runs; the page source's get runs inside the cache's lock
- * (one level deeper), put and the destructors outside it. */
-static unsigned lock_calls;
-
+/* Locks: taken once around every call that touches state (twice by a growing
+ * alloc), released before the fault handler runs; the page source's get and
+ * put, the constructors and the destructors run outside it. */
 static void counting_lock(void *ctx)
 {
     assert_ptr_equal(ctx, &lock_calls);
@@ -1079,7 +1187,7 @@ static void test_lock_wraps_every_operation(void **state)
     faults.calls = 0;
     assert_int_equal(pk_slab_free(&c, before), PK_OK); /* freed across set_lock */
 
-    /* A growing alloc: one lock, the page source and constructors inside it. */
+    /* A growing alloc: two locks, the page source and constructors between them. */
     size_t per_slab = pk_slab_objects_per_slab(64, 0, 1024);
     void *objs[64];
     for (size_t i = 0; i < per_slab; i++) {
@@ -1089,9 +1197,9 @@ static void test_lock_wraps_every_operation(void **state)
     src_state.lock_depth_at_get = -1;
     void *grown = pk_slab_alloc(&c);
     assert_non_null(grown);
-    assert_int_equal(lock_calls, 1);
-    assert_int_equal(src_state.lock_depth_at_get, 1);
-    assert_int_equal(ctor_lock_depth, 1);
+    assert_int_equal(lock_calls, 2);
+    assert_int_equal(src_state.lock_depth_at_get, 0);
+    assert_int_equal(ctor_lock_depth, 0);
 
     lock_calls = 0;
     pk_stats s;
@@ -1118,9 +1226,20 @@ static void test_lock_wraps_every_operation(void **state)
     assert_null(pk_alloc_aligned(pk_slab_allocator(&c), 8, 3));
     assert_int_equal(faults.lock_depth_seen, 0);
     faults.calls = 0;
-    assert_int_equal(lock_calls, 3);
+    assert_int_equal(lock_calls, 4);
     assert_int_equal(lock_depth, 0);
     (void)objs;
+
+    /* A misaligned page: put and the fault outside the lock. */
+    src_state.fail = false;
+    src_state.misalign = true;
+    src_state.lock_depth_at_put = -1;
+    faults.lock_depth_seen = -1;
+    assert_null(pk_slab_alloc(&c));
+    expect_fault(PK_ERR_MISALIGNED_PTR, pages + 1024 + 16, "locked");
+    assert_int_equal(src_state.lock_depth_at_put, 0);
+    assert_int_equal(faults.lock_depth_seen, 0);
+    assert_int_equal(lock_depth, 0);
 
     /* Back to no lock. */
     assert_int_equal(pk_slab_set_lock(&c, NULL), PK_OK);
@@ -1414,8 +1533,8 @@ static void test_buddy_source_alignment(void **state)
     assert_int_equal(faults.calls, 0);
 }
 
-/* The cache's lock and the buddy's: the buddy's is taken inside the cache's
- * for get, alone for put; one nestable lock may serve both. */
+/* The cache's lock and the buddy's: never held together (get and put run
+ * without the cache's lock); one lock may serve both without nesting. */
 static void test_buddy_source_locks(void **state)
 {
     (void)state;
@@ -1429,13 +1548,13 @@ static void test_buddy_source_locks(void **state)
     pk_lock cl = {cache_lock, cache_unlock, &cache_locks};
     assert_int_equal(pk_slab_set_lock(&c, &cl), PK_OK);
     cache_locks = buddy_locks = 0;
-    void *o = pk_slab_alloc(&c); /* makes a slab: get under the cache's lock */
+    void *o = pk_slab_alloc(&c); /* makes a slab: get outside the cache's lock */
     assert_non_null(o);
-    assert_int_equal(cache_locks, 1);
-    assert_int_equal(buddy_locks, 1);
-    assert_int_equal(buddy_taken_at_cache_depth, 1);
-    void *p = pk_slab_alloc(&c); /* from the slab: the buddy untouched */
     assert_int_equal(cache_locks, 2);
+    assert_int_equal(buddy_locks, 1);
+    assert_int_equal(buddy_taken_at_cache_depth, 0);
+    void *p = pk_slab_alloc(&c); /* from the slab: the buddy untouched */
+    assert_int_equal(cache_locks, 3);
     assert_int_equal(buddy_locks, 1);
     assert_int_equal(pk_slab_free(&c, o), PK_OK);
     assert_int_equal(pk_slab_free(&c, p), PK_OK);
@@ -1448,20 +1567,179 @@ static void test_buddy_source_locks(void **state)
     assert_int_equal(buddy_depth, 0);
     assert_int_equal(pk_buddy_set_lock(&b, NULL), PK_OK);
 
-    /* One nestable lock for both. */
+    /* One lock for both: never nested. */
     pk_lock shared = {nest_lock, nest_unlock, NULL};
     assert_int_equal(pk_buddy_set_lock(&b, &shared), PK_OK);
     assert_int_equal(pk_slab_set_lock(&c, &shared), PK_OK);
     nest_depth = nest_max = 0;
     o = pk_slab_alloc(&c);
     assert_non_null(o);
-    assert_int_equal(nest_max, 2);
+    assert_int_equal(nest_max, 1);
     assert_int_equal(pk_slab_free(&c, o), PK_OK);
     assert_int_equal(pk_slab_shrink(&c), 1);
     assert_int_equal(nest_depth, 0);
     assert_int_equal(pk_buddy_check(&b), PK_OK);
     assert_check_ok(&c);
     assert_int_equal(faults.calls, 0);
+}
+
+/* A fault the buddy raises while the cache grows (its metadata damaged by a
+ * write into a freed block) reaches the handler with the cache's lock free
+ * (review finding: get ran under it). */
+static pthread_mutex_t probe_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    unsigned calls, held;
+    pk_status kind;
+} probe;
+
+static void lock_probe_fault(const pk_fault *f, void *ctx)
+{
+    (void)ctx;
+    probe.calls++;
+    probe.kind = f->kind;
+    if (pthread_mutex_trylock(&probe_mutex) == 0) {
+        pthread_mutex_unlock(&probe_mutex);
+    } else {
+        probe.held++;
+    }
+}
+
+static void test_buddy_fault_handler_runs_unlocked(void **state)
+{
+    (void)state;
+    pk_buddy b;
+    assert_int_equal(pk_buddy_init(&b, buddy_buf, 4096, 16), PK_OK);
+    pk_page_source src = pk_page_source_buddy(&b);
+    pk_slab_cache c;
+    assert_int_equal(pk_slab_init(&c, "probed", 32, 0, NULL, NULL, NULL, &src, 256), PK_OK);
+    pk_lock l = pk_pthread_lock(&probe_mutex);
+    assert_int_equal(pk_slab_set_lock(&c, &l), PK_OK);
+    memset(&probe, 0, sizeof probe);
+    pk_set_fault_handler(lock_probe_fault, NULL);
+    unsigned char *p = pk_buddy_alloc(&b, 256);
+    assert_non_null(p);
+    assert_int_equal(pk_buddy_free(&b, p), PK_OK);
+    memset(p, 0xAB, 16); /* a write after free into the buddy's metadata */
+    assert_null(pk_slab_alloc(&c)); /* grows: the buddy's get finds the damage */
+    pk_set_fault_handler(count_fault, NULL);
+    assert_int_equal(probe.calls, 1);
+    assert_int_equal(probe.kind, PK_ERR_CORRUPT);
+    assert_int_equal(probe.held, 0);
+    assert_int_equal(stats_of(&c).failures, 1);
+    assert_int_equal(pthread_mutex_trylock(&probe_mutex), 0);
+    pthread_mutex_unlock(&probe_mutex);
+}
+
+/* While a growing alloc is outside the lock another user may make a partial
+ * slab: the alloc then takes from it and keeps its new slab empty. Here the
+ * page source's get itself allocates from the cache (legal: no lock held). */
+static pk_slab_cache *reentered;
+static void *reentered_obj;
+static void alloc_from_reentered(void)
+{
+    reentered_obj = pk_slab_alloc(reentered);
+    assert_non_null(reentered_obj);
+}
+
+static void test_grow_rechecks_after_relocking(void **state)
+{
+    (void)state;
+    pk_page_source src = make_source(1024, 4);
+    pk_slab_cache c;
+    assert_int_equal(pk_slab_init(&c, "rechecked", 64, 0, NULL, NULL, NULL, &src, 1024), PK_OK);
+    pk_lock l = {counting_lock, counting_unlock, &lock_calls};
+    assert_int_equal(pk_slab_set_lock(&c, &l), PK_OK);
+    reentered = &c;
+    src_state.on_get = alloc_from_reentered;
+    unsigned char *o = pk_slab_alloc(&c);
+    assert_non_null(o);
+    assert_int_equal(src_state.gets, 2);
+    /* Both objects from the slab the inner call made; the outer one's is empty. */
+    uintptr_t mask = ~(uintptr_t)1023;
+    assert_int_equal((uintptr_t)o & mask, (uintptr_t)reentered_obj & mask);
+    size_t partial, full, empty;
+    assert_int_equal(pk_slab_slabs(&c, &partial, &full, &empty), 2);
+    assert_int_equal(partial, 1);
+    assert_int_equal(empty, 1);
+    assert_int_equal(stats_of(&c).live, 2);
+    assert_int_equal(lock_depth, 0);
+    assert_int_equal(faults.calls, 0);
+    assert_check_ok(&c);
+    assert_int_equal(pk_slab_free(&c, o), PK_OK);
+    assert_int_equal(pk_slab_free(&c, reentered_obj), PK_OK);
+    assert_int_equal(pk_slab_shrink(&c), 2);
+    assert_check_ok(&c);
+}
+
+/* Threads sharing a locked cache over a locked buddy: no data race (review
+ * finding: the alloc fast path read the partial list before testing for a
+ * lock; TSan stage). */
+static pk_slab_cache shared_cache;
+static _Atomic unsigned shared_ctors, shared_dtors; /* they run without the cache's lock */
+static void shared_ctor(void *obj, void *ctx)
+{
+    (void)obj;
+    (void)ctx;
+    shared_ctors++;
+}
+static void shared_dtor(void *obj, void *ctx)
+{
+    (void)obj;
+    (void)ctx;
+    shared_dtors++;
+}
+
+static void *share_cache(void *arg)
+{
+    (void)arg;
+    void *held[8];
+    for (size_t round = 0; round < 4000; round++) {
+        size_t n = round % 8 + 1;
+        for (size_t i = 0; i < n; i++) {
+            held[i] = pk_slab_alloc(&shared_cache);
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (held[i] != NULL && pk_slab_free(&shared_cache, held[i]) != PK_OK) {
+                return &shared_cache; /* a failure */
+            }
+        }
+        if (round % 512 == 0) {
+            (void)pk_slab_shrink(&shared_cache);
+        }
+    }
+    return NULL;
+}
+
+static void test_threads_share_a_cache(void **state)
+{
+    (void)state;
+    pk_buddy b;
+    assert_int_equal(pk_buddy_init(&b, buddy_buf, 1u << 14, 0), PK_OK);
+    pthread_mutex_t bm = PTHREAD_MUTEX_INITIALIZER, cm = PTHREAD_MUTEX_INITIALIZER;
+    pk_lock bl = pk_pthread_lock(&bm), cl = pk_pthread_lock(&cm);
+    assert_int_equal(pk_buddy_set_lock(&b, &bl), PK_OK);
+    pk_page_source src = pk_page_source_buddy(&b);
+    shared_ctors = shared_dtors = 0;
+    assert_int_equal(pk_slab_init(&shared_cache, "shared", 32, 0, shared_ctor, shared_dtor, NULL, &src, 1024),
+                     PK_OK);
+    assert_int_equal(pk_slab_set_lock(&shared_cache, &cl), PK_OK);
+    pthread_t t[4];
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, share_cache, NULL), 0);
+    }
+    for (size_t i = 0; i < 4; i++) {
+        void *r;
+        assert_int_equal(pthread_join(t[i], &r), 0);
+        assert_null(r);
+    }
+    assert_int_equal(faults.calls, 0);
+    assert_int_equal(stats_of(&shared_cache).live, 0);
+    assert_check_ok(&shared_cache);
+    pk_slab_shrink(&shared_cache);
+    assert_true(shared_ctors > 0);
+    assert_int_equal(shared_ctors, shared_dtors);
+    assert_int_equal(buddy_stats_of(&b).in_use, 0);
+    assert_int_equal(pk_buddy_check(&b), PK_OK);
 }
 
 /* The randomized driver over a buddy-backed cache, with a pthread lock on
@@ -1524,6 +1802,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_check_finds_list_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_finds_free_list_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_finds_counter_damage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_slab_set_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_colouring, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_peaks_and_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generic_view, setup, teardown),
@@ -1537,6 +1816,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_buddy_source, setup, teardown),
         cmocka_unit_test_setup_teardown(test_buddy_source_alignment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_buddy_source_locks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_buddy_fault_handler_runs_unlocked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grow_rechecks_after_relocking, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_share_a_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_over_buddy, setup, teardown),
     };
     return cmocka_run_group_tests_name("slab", tests, NULL, NULL);

@@ -16,6 +16,14 @@
  * first partial slab (the most recently touched: locality), then from an
  * empty slab, and only then makes a new slab; a slab moves between lists in
  * O(1) when it fills or empties. pk_slab_shrink gives every empty slab back.
+ * A slab whose free list an allocation finds damaged (a client overflow into
+ * its link array, say) is reported once (PK_ERR_CORRUPT) and moved to a
+ * fourth list, damaged, for good: nothing is allocated from it again, so the
+ * other slabs keep serving; frees of its live objects are still accepted; it
+ * is never given back to the page source (its memory is suspect); and
+ * pk_slab_check reports PK_ERR_CORRUPT as long as the cache holds it. It
+ * still counts in pk_slab_slabs' total (not in any of the three lists) and
+ * in the statistics like any slab held.
  *
  * Layout of a slab (slab_size bytes, a power of two, aligned to slab_size):
  *
@@ -57,21 +65,28 @@
  * A page source that scatters pages over an address space with holes should
  * not be used with pointers the program cannot vouch for.
  *
- * Page source and locks. The cache calls the page source's get with its own
- * lock held (a growing allocation is one critical section: the page, the
- * constructors, the lists), so the page source's lock nests inside the
- * cache's: pk_page_source_buddy's buddy lock is taken while the cache's is
- * held. The constructor also runs with the cache's lock held and must not call
- * this cache. pk_slab_shrink detaches the empty slabs under the lock and runs
- * the destructors and the page source's put after releasing it (the
- * destructor may call the cache).
+ * Page source and locks. The cache never holds its lock while it calls out:
+ * the page source's get and put, the constructors and the destructors all run
+ * without it, and so does the fault handler (which may therefore call
+ * poolkit, this cache included, and may see a fault the page source raises,
+ * e.g. pk_page_source_buddy's buddy finding its metadata damaged). A growing
+ * allocation releases the lock, gets the page, builds the slab and runs its
+ * constructors while the page is still its own, then takes the lock again and
+ * links the slab on the empty list; if another thread made a partial slab
+ * meanwhile, the object comes from that one and the new slab stays empty
+ * (given back by the next pk_slab_shrink). So locks never nest: the cache's
+ * lock and the page source's are never held together, and the constructor
+ * and destructor may call the cache. pk_slab_shrink detaches the empty slabs
+ * under the lock and runs the destructors and put after releasing it.
  *
  * Thread and ISR safety: set a lock with pk_slab_set_lock before sharing the
- * cache. Allocation from a slab already made, and free, hold it for O(1);
- * an allocation that makes a slab holds it for the page source's get and
- * the n constructor calls. Alloc and free are ISR-safe when the lock is (a
- * PRIMASK critical section), the page source is, and the constructor is; the
- * fault handler runs with no lock held.
+ * cache. Allocation from a slab already made, and free, hold it for O(1); an
+ * allocation that makes a slab holds it twice for O(1) (before and after the
+ * page source's get and the n constructor calls, which run without it).
+ * Each function says below whether it is ISR-safe; "ISR-safe" means: when
+ * the lock is (a PRIMASK critical section, or no lock and no other user of
+ * the cache), and, where the function calls out, when the page source, the
+ * constructor, the destructor and the fault handler are.
  */
 #ifndef POOLKIT_SLAB_H
 #define POOLKIT_SLAB_H
@@ -85,8 +100,12 @@ extern "C" {
 
 /* Where a cache takes its slabs. get returns size bytes aligned absolutely to
  * align (the cache asks size = align = slab_size), or NULL; put takes back a
- * page get returned, with the same size. ctx is passed to both. get is called
- * with the cache's lock held, put without it. */
+ * page get returned, with the same size. ctx is passed to both. Both are
+ * called without the cache's lock (they may be called by several threads at
+ * once when the cache is shared: the page source needs its own lock then). A
+ * get returning NULL is taken for exhaustion (largest_free, see
+ * pk_slab_stats): the interface cannot tell another cause, such as a fault
+ * the page source reported, apart. */
 typedef struct {
     void *(*get)(void *ctx, size_t size, size_t align);
     void (*put)(void *ctx, void *page, size_t size);
@@ -102,6 +121,7 @@ typedef struct pk_slab_cache {
     struct pk_slab_header *partial; /* slabs with live and free objects */
     struct pk_slab_header *empty;   /* slabs with no live object */
     struct pk_slab_header *full;    /* slabs with no free object */
+    struct pk_slab_header *damaged; /* slabs found damaged at alloc: never used again */
     uintptr_t span_lo;      /* lowest address of a slab ever held */
     size_t span_size;       /* bytes from span_lo to the end of the highest slab */
     uintptr_t slab_mask;    /* ~(slab_size - 1) */
@@ -125,6 +145,7 @@ typedef struct pk_slab_cache {
     size_t partial_slabs;
     size_t empty_slabs;
     size_t full_slabs;
+    size_t damaged_slabs;
     uint64_t failures;
     uint64_t rejected;
     uint64_t slabs_made;    /* slabs taken from the page source, ever */
@@ -159,35 +180,49 @@ pk_status pk_slab_init(pk_slab_cache *c, const char *name, size_t obj_size, size
 #define PK_SLAB_HEADER_SIZE (5u * sizeof(void *) + 4u * sizeof(uint16_t))
 
 /* Objects a slab of slab_size bytes holds for obj_size and align as given to
- * pk_slab_init, or 0 when pk_slab_init would refuse them. O(1). */
+ * pk_slab_init, or 0 when pk_slab_init would refuse them. O(1). ISR-safe (no
+ * state, no lock). */
 size_t pk_slab_objects_per_slab(size_t obj_size, size_t align, size_t slab_size);
 
 /* A constructed object, aligned as asked at init, or NULL. O(1) when a
  * partial or empty slab has a free object; otherwise makes a slab: one call
- * of the page source's get and obj-per-slab constructor calls, under the
- * lock. NULL when the page source has no page (counted as a failure, not a
- * fault). NULL and one fault when a slab's free list is found damaged
- * (PK_ERR_CORRUPT, counted as rejected: pk_slab_check says more), or when the
- * page source returns a page not aligned to slab_size (PK_ERR_MISALIGNED_PTR
- * with the page's address; the page is given back; counted as a failure).
- * ISR-safe as described above. */
+ * of the page source's get and obj-per-slab constructor calls, without the
+ * lock (see above). NULL when the page source has no page (counted as a
+ * failure, not a fault).
+ * A slab whose free list is found damaged is reported (PK_ERR_CORRUPT with
+ * the slab's start address; counted as rejected, one per damaged slab found;
+ * pk_slab_check says more) and moved to the damaged list; the call then goes
+ * on with the next slab, or makes one, so it may still return an object, and
+ * later calls are not affected.
+ * A page source returning a page not aligned to slab_size is reported
+ * (PK_ERR_MISALIGNED_PTR with the page's address; the page is given back);
+ * the call returns NULL, counted as a failure and not as rejected: the
+ * fault is the page source's, not the caller's, whose request was valid and
+ * simply could not be served (as when the source has no page).
+ * At most one slab is made per call; every call that returns NULL counts one
+ * failure. ISR-safe when the lock, page source, constructor and fault
+ * handler are. */
 void *pk_slab_alloc(pk_slab_cache *c);
 
 /* Returns obj (constructed) to the cache. O(1). free(NULL) is a no-op
  * returning PK_OK. Misuse (PK_ERR_FOREIGN_PTR, PK_ERR_MISALIGNED_PTR,
  * PK_ERR_DOUBLE_FREE, see above) is reported once, returned, counted as
  * rejected, and changes nothing. The slab is not given back when it empties:
- * pk_slab_shrink does that. */
+ * pk_slab_shrink does that. An object of a damaged slab is accepted; the slab
+ * stays on the damaged list. ISR-safe when the lock and the fault handler
+ * are. */
 pk_status pk_slab_free(pk_slab_cache *c, void *obj);
 
 /* Gives every empty slab back to the page source, running the destructor on
- * each of its objects first, and returns the number of slabs given back.
- * O(empty slabs) under the lock to detach them, then O(empty slabs x objects
- * per slab) destructor calls and one put per slab without the lock. */
+ * each of its objects first, and returns the number of slabs given back
+ * (damaged slabs are kept). O(1) under the lock to detach them, then
+ * O(empty slabs x objects per slab) destructor calls and one put per slab
+ * without the lock. ISR-safe when the lock, the destructor and the page
+ * source's put are, and the time is affordable. */
 size_t pk_slab_shrink(pk_slab_cache *c);
 
 /* Bytes usable at obj: the object size if obj is a live object of the cache,
- * else 0 (no fault). O(1); takes the lock. */
+ * else 0 (no fault). O(1); takes the lock. ISR-safe when the lock is. */
 size_t pk_slab_usable_size(const pk_slab_cache *c, const void *obj);
 
 /* Statistics (see pk_stats): capacity = objects the slabs held now can hold x
@@ -195,36 +230,47 @@ size_t pk_slab_usable_size(const pk_slab_cache *c, const void *obj);
  * capacity - in_use; largest_free = the object size if an object is free or a
  * slab can be had (the page source is not known to be exhausted: its last
  * get did not fail, or a slab went back since), else 0; block_size = the
- * object size. O(1); takes the lock. */
+ * object size. A damaged slab counts like any slab held (its free objects in
+ * free_bytes and largest_free, though none will be handed out). O(1); takes
+ * the lock. ISR-safe when the lock is. */
 void pk_slab_stats(const pk_slab_cache *c, pk_stats *out);
 
-/* Slabs held now, and on each list. O(1); takes the lock. */
+/* Slabs held now, and on each list (the total also counts damaged slabs,
+ * which are on none of the three). O(1); takes the lock. ISR-safe when the
+ * lock is. */
 size_t pk_slab_slabs(const pk_slab_cache *c, size_t *partial, size_t *full, size_t *empty);
 
-/* Sets peak_live and peak_in_use to the current values. O(1); takes the lock. */
+/* Sets peak_live and peak_in_use to the current values. O(1); takes the lock.
+ * ISR-safe when the lock is. */
 void pk_slab_reset_peaks(pk_slab_cache *c);
 
 /* Verifies every invariant: each list (no cycle, every slab aligned, inside
  * the span, with this cache's magic and back-pointer, its list links and
  * list tag right, its fill matching the list), each slab's free list (no
  * cycle, indices in range, no live object on it, exactly the free objects),
- * its colour, and the counters (slabs per list, live, peak). Returns PK_OK or
- * the first problem (PK_ERR_CORRUPT), also reported through the fault
- * handler. Repairs nothing. O(slabs x objects per slab); holds the lock. */
+ * its colour, and the counters (slabs per list, live, peak); a cache holding
+ * a damaged slab (see Lists) is corrupt. Returns PK_OK or the first problem
+ * (PK_ERR_CORRUPT), also reported through the fault handler after the lock
+ * is released. Repairs nothing. O(slabs x objects per slab); holds the lock
+ * that long: ISR-safe when the lock and the fault handler are, but not meant
+ * for interrupt context. */
 pk_status pk_slab_check(const pk_slab_cache *c);
 
 /* Names the cache in faults and reports (kept, not copied; NULL restores
- * "slab"). O(1). */
+ * "slab"). O(1); no lock. Not ISR-safe against other users of *c (call it
+ * before sharing the cache). */
 void pk_slab_set_name(pk_slab_cache *c, const char *name);
 
 /* Sets the lock taken around each operation (copied; NULL removes it).
  * Returns PK_ERR_INVALID_ARG, changing nothing, when exactly one of lock and
- * unlock is NULL. Call it before the cache is shared. O(1). */
+ * unlock is NULL. Call it before the cache is shared. O(1). Not ISR-safe
+ * against other users of *c. */
 pk_status pk_slab_set_lock(pk_slab_cache *c, const pk_lock *lock);
 
 /* The cache's generic view: pk_alloc(a, size) with size <= the object size
  * and an alignment up to the cache's gives a constructed object; larger
- * sizes or alignments return NULL (a failure). O(1). */
+ * sizes or alignments return NULL (a failure). O(1). ISR-safe (returns a
+ * pointer into *c; the view's calls are as ISR-safe as the functions above). */
 pk_allocator *pk_slab_allocator(pk_slab_cache *c);
 
 struct pk_buddy;
@@ -237,8 +283,11 @@ struct pk_buddy;
  * buffer aligned to the slab size: then every block of slab_size or more is
  * aligned. Otherwise the buddy returns NULL (a failure: the cache's alloc
  * returns NULL) and nothing is lost. put is pk_buddy_free. The buddy's lock,
- * if set, is taken inside the cache's (get) or alone (put). Slabs smaller
- * than min_block waste the rest of their block. O(log n) per call. */
+ * if set, is never taken while the cache's is held, and a fault the buddy
+ * reports from get or put (e.g. PK_ERR_CORRUPT) reaches the handler with no
+ * lock held. Slabs smaller than min_block waste the rest of their block.
+ * O(1) to make; get and put are O(log n). Making the source is ISR-safe; get
+ * and put are as ISR-safe as the buddy is. */
 pk_page_source pk_page_source_buddy(struct pk_buddy *b);
 
 #ifdef __cplusplus
