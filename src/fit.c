@@ -512,7 +512,7 @@ static void *alloc_locked(pk_fit *f, size_t need, size_t align)
 
 void *pk_fit_alloc(pk_fit *f, size_t size)
 {
-    size_t need;
+    size_t need = 0;
     bool ok = block_for(size, &need);
     pk__lock(&f->lock);
     void *p;
@@ -539,7 +539,7 @@ void *pk_fit_alloc_aligned(pk_fit *f, size_t size, size_t align)
     if (align <= A) {
         align = 0; /* every block has it */
     }
-    size_t need;
+    size_t need = 0;
     bool ok = block_for(size, &need);
     pk__lock(&f->lock);
     void *p;
@@ -627,7 +627,7 @@ void *pk_fit_realloc(pk_fit *f, void *p, size_t size)
         (void)pk_fit_free(f, p);
         return NULL;
     }
-    size_t need;
+    size_t need = 0;
     bool ok = block_for(size, &need);
     pk__lock(&f->lock);
     unsigned char *b;

@@ -117,6 +117,7 @@ typedef struct {
 static int capture_begin(capture *c)
 {
     fflush(stderr);
+    c->saved = -1;
     c->file = tmpfile();
     if (c->file == NULL) {
         return -1;
