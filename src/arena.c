@@ -69,7 +69,9 @@ static PK__ALWAYS_INLINE unsigned char *bump(pk_arena *a, size_t size, size_t al
 
 pk_status pk_arena_init(pk_arena *a, void *buf, size_t size)
 {
-    if (a == NULL || buf == NULL || size == 0) {
+    /* A buffer that would wrap the address space is refused here rather than
+     * found corrupt by check later. */
+    if (a == NULL || buf == NULL || size == 0 || size - 1 > UINTPTR_MAX - (uintptr_t)buf) {
         return PK_ERR_INVALID_ARG;
     }
     pk_arena fresh = {

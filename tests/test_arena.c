@@ -117,6 +117,7 @@ static void test_init_rejects_bad_arguments(void **state)
     assert_int_equal(pk_arena_init(NULL, buffer, sizeof buffer), PK_ERR_INVALID_ARG);
     assert_int_equal(pk_arena_init(&a, NULL, sizeof buffer), PK_ERR_INVALID_ARG);
     assert_int_equal(pk_arena_init(&a, buffer, 0), PK_ERR_INVALID_ARG);
+    assert_int_equal(pk_arena_init(&a, buffer, SIZE_MAX), PK_ERR_INVALID_ARG); /* would wrap */
     assert_int_equal(pk_arena_init(&a, NULL, 0), PK_ERR_INVALID_ARG);
     assert_memory_equal(&a, &untouched, sizeof a);
     assert_int_equal(faults.calls, 0); /* init failures do not call the handler */

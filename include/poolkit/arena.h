@@ -61,8 +61,9 @@ typedef struct pk_arena {
 
 /* Makes an empty, unsealed arena of the size bytes at buf (buf may have any
  * alignment). O(1); the buffer is not touched. Capacity is size bytes.
- * Returns PK_ERR_INVALID_ARG, leaving *a untouched, iff a or buf is NULL or
- * size is 0. Does not call the fault handler. Not ISR-safe against other
+ * Returns PK_ERR_INVALID_ARG, leaving *a untouched, iff a or buf is NULL,
+ * size is 0, or buf + size would wrap the address space. Does not call the
+ * fault handler. Not ISR-safe against other
  * users of *a (it is not in use yet). */
 pk_status pk_arena_init(pk_arena *a, void *buf, size_t size);
 
