@@ -20,37 +20,15 @@
 #include "poolkit/allocator.h"
 #include "poolkit/common.h"
 #include "poolkit/pool.h"
+#include "support.h"
 
 /* ------------------------------------------------------------------------- */
-/* A recording fault handler. */
-
-#define REC_MAX 16
-
-typedef struct {
-    pk_status kind;
-    const char *allocator;
-    const void *ptr;
-    int lock_depth; /* of the counting lock, when the handler ran */
-} rec_entry;
-
-typedef struct {
-    int calls;
-    rec_entry e[REC_MAX];
-} recorder;
-
-static recorder rec;
-static int lock_depth;
+/* A recording fault handler (support.h's recorder). */
 
 static void counting_handler(const pk_fault *f, void *ctx)
 {
     assert_ptr_equal(ctx, &rec);
-    if (rec.calls < REC_MAX) {
-        rec.e[rec.calls].kind = f->kind;
-        rec.e[rec.calls].allocator = f->allocator;
-        rec.e[rec.calls].ptr = f->ptr;
-        rec.e[rec.calls].lock_depth = lock_depth;
-    }
-    rec.calls++;
+    record(f, ctx);
 }
 
 static int setup(void **state)
@@ -59,14 +37,6 @@ static int setup(void **state)
     memset(&rec, 0, sizeof rec);
     lock_depth = 0;
     pk_set_fault_handler(counting_handler, &rec);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pk_set_fault_handler(NULL, NULL);
-    memset(&rec, 0, sizeof rec);
     return 0;
 }
 
@@ -113,24 +83,6 @@ static pk_stats stats_of(pk_allocator *a)
     memset(&s, 0xa5, sizeof s);
     pk_stats_get(a, &s);
     return s;
-}
-
-/* Everything but the counters the caller expects to change is unchanged. */
-static void assert_same_stats(const pk_stats *x, const pk_stats *y)
-{
-    assert_int_equal(x->capacity, y->capacity);
-    assert_int_equal(x->in_use, y->in_use);
-    assert_int_equal(x->requested, y->requested);
-    assert_int_equal(x->peak_in_use, y->peak_in_use);
-    assert_int_equal(x->free_bytes, y->free_bytes);
-    assert_int_equal(x->largest_free, y->largest_free);
-    assert_int_equal(x->block_size, y->block_size);
-    assert_int_equal(x->live, y->live);
-    assert_int_equal(x->peak_live, y->peak_live);
-    assert_int_equal(x->allocs, y->allocs);
-    assert_int_equal(x->frees, y->frees);
-    assert_int_equal(x->failures, y->failures);
-    assert_int_equal(x->rejected, y->rejected);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -478,7 +430,6 @@ static void test_stats_and_check(void **state)
 
 /* A lock that counts its depth: the view holds it around its bookkeeping and
  * releases it before faults are reported. */
-static int lock_calls;
 static void depth_lock(void *ctx)
 {
     assert_ptr_equal(ctx, &lock_depth);
@@ -1230,7 +1181,7 @@ static void test_user_realloc_op_used(void **state)
 
 /* ------------------------------------------------------------------------- */
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown_recorder)
 
 int main(void)
 {

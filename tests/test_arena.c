@@ -12,52 +12,12 @@
 #include <cmocka.h>
 
 #include "driver/driver.h"
+#include "support.h"
 #include "poolkit/arena.h"
 #include "poolkit/poolkit.h"
 #include "poolkit/pthread_lock.h"
 
 #define DEFAULT_ALIGN _Alignof(max_align_t)
-
-/* Every fault raised, for the assertions. */
-static struct {
-    unsigned calls;
-    pk_fault last;
-    int lock_depth_seen; /* the lock depth when the handler ran */
-} faults;
-static int lock_depth; /* of the counting lock */
-
-static void count_fault(const pk_fault *f, void *ctx)
-{
-    (void)ctx;
-    faults.calls++;
-    faults.last = *f;
-    faults.lock_depth_seen = lock_depth;
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    memset(&faults, 0, sizeof faults);
-    lock_depth = 0;
-    pk_set_fault_handler(count_fault, NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pk_set_fault_handler(NULL, NULL);
-    return 0;
-}
-
-static void expect_fault(pk_status kind, const void *ptr, const char *allocator)
-{
-    assert_int_equal(faults.calls, 1);
-    assert_int_equal(faults.last.kind, kind);
-    assert_ptr_equal(faults.last.ptr, ptr);
-    assert_string_equal(faults.last.allocator, allocator);
-    faults.calls = 0;
-}
 
 static void assert_check_ok(const pk_arena *a)
 {
@@ -70,7 +30,7 @@ static void assert_check_corrupt(const pk_arena *a)
 {
     faults.calls = 0;
     assert_int_equal(pk_arena_check(a), PK_ERR_CORRUPT);
-    expect_fault(PK_ERR_CORRUPT, NULL, "arena");
+    expect_fault_named(PK_ERR_CORRUPT, NULL, "arena");
 }
 
 static pk_stats stats_of(const pk_arena *a)
@@ -79,23 +39,6 @@ static pk_stats stats_of(const pk_arena *a)
     memset(&s, 0xA5, sizeof s);
     pk_arena_stats(a, &s);
     return s;
-}
-
-static void assert_same_stats(const pk_stats *x, const pk_stats *y)
-{
-    assert_int_equal(x->capacity, y->capacity);
-    assert_int_equal(x->in_use, y->in_use);
-    assert_int_equal(x->requested, y->requested);
-    assert_int_equal(x->peak_in_use, y->peak_in_use);
-    assert_int_equal(x->free_bytes, y->free_bytes);
-    assert_int_equal(x->largest_free, y->largest_free);
-    assert_int_equal(x->block_size, y->block_size);
-    assert_int_equal(x->live, y->live);
-    assert_int_equal(x->peak_live, y->peak_live);
-    assert_int_equal(x->allocs, y->allocs);
-    assert_int_equal(x->frees, y->frees);
-    assert_int_equal(x->failures, y->failures);
-    assert_int_equal(x->rejected, y->rejected);
 }
 
 /* Bytes from p up to the next multiple of align (a power of two). */
@@ -183,11 +126,11 @@ static void test_name(void **state)
     pk_arena_set_name(&a, "boot");
     assert_string_equal(pk_name(pk_arena_allocator(&a)), "boot");
     assert_null(pk_arena_alloc(&a, 1, 3));
-    expect_fault(PK_ERR_INVALID_ARG, NULL, "boot");
+    expect_fault_named(PK_ERR_INVALID_ARG, NULL, "boot");
     pk_arena_set_name(&a, NULL);
     assert_string_equal(pk_name(pk_arena_allocator(&a)), "arena");
     assert_null(pk_arena_alloc(&a, 1, 3));
-    expect_fault(PK_ERR_INVALID_ARG, NULL, "arena");
+    expect_fault_named(PK_ERR_INVALID_ARG, NULL, "arena");
     assert_check_ok(&a);
 }
 
@@ -351,21 +294,21 @@ static void test_seal(void **state)
 
     pk_allocator *view = pk_arena_allocator(&a);
     assert_null(pk_arena_alloc(&a, 1, 0));
-    expect_fault(PK_ERR_SEALED, NULL, "boot");
+    expect_fault_named(PK_ERR_SEALED, NULL, "boot");
     assert_null(pk_arena_alloc(&a, 0, 1));
-    expect_fault(PK_ERR_SEALED, NULL, "boot");
+    expect_fault_named(PK_ERR_SEALED, NULL, "boot");
     assert_null(pk_arena_alloc(&a, SIZE_MAX, 0)); /* sealed wins over too large */
-    expect_fault(PK_ERR_SEALED, NULL, "boot");
+    expect_fault_named(PK_ERR_SEALED, NULL, "boot");
     assert_null(pk_alloc(view, 8));
-    expect_fault(PK_ERR_SEALED, NULL, "boot");
+    expect_fault_named(PK_ERR_SEALED, NULL, "boot");
     assert_null(pk_alloc_aligned(view, 8, 64));
-    expect_fault(PK_ERR_SEALED, NULL, "boot");
+    expect_fault_named(PK_ERR_SEALED, NULL, "boot");
     assert_null(pk_calloc(view, 2, 8));
-    expect_fault(PK_ERR_SEALED, NULL, "boot");
+    expect_fault_named(PK_ERR_SEALED, NULL, "boot");
     assert_null(pk_realloc(view, NULL, 8));
-    expect_fault(PK_ERR_SEALED, NULL, "boot");
+    expect_fault_named(PK_ERR_SEALED, NULL, "boot");
     assert_null(pk_realloc(view, p, 200)); /* p is the most recent block: still refused */
-    expect_fault(PK_ERR_SEALED, p, "boot");
+    expect_fault_named(PK_ERR_SEALED, p, "boot");
     pk_stats after = stats_of(&a);
     assert_int_equal(after.rejected, before.rejected + 8);
     after.rejected = before.rejected;
@@ -402,7 +345,7 @@ static void test_reset(void **state)
     assert_int_equal(pk_free(pk_arena_allocator(&a), second), PK_OK); /* a free */
     pk_arena_seal(&a);
     assert_null(pk_arena_alloc(&a, 1, 0)); /* rejected */
-    expect_fault(PK_ERR_SEALED, NULL, "arena");
+    expect_fault_named(PK_ERR_SEALED, NULL, "arena");
     pk_stats before = stats_of(&a);
 
     pk_arena_reset(&a);
@@ -422,7 +365,7 @@ static void test_reset(void **state)
     assert_false(pk_arena_owns(&a, first));
     assert_false(pk_arena_owns(&a, second));
     assert_int_equal(pk_free(pk_arena_allocator(&a), second), PK_ERR_FOREIGN_PTR); /* stale */
-    expect_fault(PK_ERR_FOREIGN_PTR, second, "arena");
+    expect_fault_named(PK_ERR_FOREIGN_PTR, second, "arena");
     assert_check_ok(&a);
 
     /* Unsealed: the buffer is handed out again from the start. */
@@ -530,9 +473,9 @@ static void test_bad_alignment_is_a_fault(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         pk_stats before = stats_of(&a);
         assert_null(pk_arena_alloc(&a, 8, bad[i]));
-        expect_fault(PK_ERR_INVALID_ARG, NULL, "arena");
+        expect_fault_named(PK_ERR_INVALID_ARG, NULL, "arena");
         assert_null(pk_alloc_aligned(view, 0, bad[i]));
-        expect_fault(PK_ERR_INVALID_ARG, NULL, "arena");
+        expect_fault_named(PK_ERR_INVALID_ARG, NULL, "arena");
         pk_stats after = stats_of(&a);
         assert_int_equal(after.rejected, before.rejected + 2);
         after.rejected = before.rejected;
@@ -574,7 +517,7 @@ static void test_view_free(void **state)
     for (size_t i = 0; i < sizeof foreign / sizeof *foreign; i++) {
         pk_stats before = stats_of(&a);
         assert_int_equal(pk_free(view, foreign[i]), PK_ERR_FOREIGN_PTR);
-        expect_fault(PK_ERR_FOREIGN_PTR, foreign[i], "boot");
+        expect_fault_named(PK_ERR_FOREIGN_PTR, foreign[i], "boot");
         pk_stats after = stats_of(&a);
         assert_int_equal(after.rejected, before.rejected + 1);
         after.rejected = before.rejected;
@@ -716,9 +659,9 @@ static void test_calloc_and_realloc(void **state)
     static unsigned char elsewhere[16];
     before = stats_of(&a);
     assert_null(pk_realloc(view, elsewhere, 8));
-    expect_fault(PK_ERR_FOREIGN_PTR, elsewhere, "arena");
+    expect_fault_named(PK_ERR_FOREIGN_PTR, elsewhere, "arena");
     assert_null(pk_realloc(view, base + 1000, 8)); /* in the buffer, never handed out */
-    expect_fault(PK_ERR_FOREIGN_PTR, base + 1000, "arena");
+    expect_fault_named(PK_ERR_FOREIGN_PTR, base + 1000, "arena");
     s = stats_of(&a);
     assert_int_equal(s.rejected, before.rejected + 2);
     s.rejected = before.rejected;
@@ -734,23 +677,6 @@ static void test_calloc_and_realloc(void **state)
 
 /* Locks: taken once around every call that touches state, never nested,
  * released before the fault handler runs. */
-static unsigned lock_calls;
-
-static void counting_lock(void *ctx)
-{
-    assert_ptr_equal(ctx, &lock_calls);
-    assert_int_equal(lock_depth, 0);
-    lock_depth++;
-    lock_calls++;
-}
-
-static void counting_unlock(void *ctx)
-{
-    assert_ptr_equal(ctx, &lock_calls);
-    assert_int_equal(lock_depth, 1);
-    lock_depth--;
-}
-
 /* Runs one call and expects exactly one lock/unlock pair. */
 #define ONCE(call)                                                                   \
     do {                                                                             \
@@ -1041,7 +967,7 @@ static void test_check_finds_structure_damage(void **state)
     a.name = NULL;
     faults.calls = 0;
     assert_int_equal(pk_arena_check(&a), PK_ERR_CORRUPT);
-    expect_fault(PK_ERR_CORRUPT, NULL, "arena"); /* still named */
+    expect_fault_named(PK_ERR_CORRUPT, NULL, "arena"); /* still named */
     a.name = "arena";
     a.lock.lock = noop_lock; /* half a lock */
     assert_check_corrupt(&a);
@@ -1064,18 +990,6 @@ static void test_check_finds_structure_damage(void **state)
 }
 
 /* The randomized driver. */
-static size_t random_ops(void)
-{
-    const char *text = getenv("POOLKIT_RANDOM_OPS");
-    return text != NULL ? (size_t)strtoull(text, NULL, 10) : 1000000;
-}
-
-static void report_line(void *ctx, const char *text)
-{
-    (void)ctx;
-    print_error("%s\n", text);
-}
-
 static pk_driver_slot slots[8192];
 
 typedef struct {
@@ -1186,32 +1100,32 @@ static void test_random_locked(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_init_rejects_bad_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_init_gives_an_empty_arena, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alignment_honoured, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_size_zero_is_unique, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exact_stats_after_known_sequence, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_seal, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reset_peaks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_overflowing_requests_fail, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_alignment_is_a_fault, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_view_free, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misuse_through_the_driver, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_calloc_and_realloc, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_wraps_every_operation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_handler_may_call_the_arena, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_threads_share_a_locked_arena, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_space_macro_suffices, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_counter_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_last_block_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_structure_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_small_requests, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_aligned_requests, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_tiny_arena, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_one_long_run, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_locked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_init_rejects_bad_arguments, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_init_gives_an_empty_arena, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_name, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_alignment_honoured, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_size_zero_is_unique, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_exact_stats_after_known_sequence, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_seal, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_reset, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_reset_peaks, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_overflowing_requests_fail, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_bad_alignment_is_a_fault, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_view_free, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_misuse_through_the_driver, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_calloc_and_realloc, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_lock_wraps_every_operation, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_handler_may_call_the_arena, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_threads_share_a_locked_arena, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_space_macro_suffices, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_counter_damage, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_last_block_damage, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_structure_damage, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_small_requests, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_aligned_requests, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_tiny_arena, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_one_long_run, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_locked, setup_faults, teardown_faults),
     };
     return cmocka_run_group_tests_name("arena", tests, NULL, NULL);
 }

@@ -11,46 +11,12 @@
 #include <cmocka.h>
 
 #include "driver/driver.h"
+#include "support.h"
 #include "poolkit/buddy.h"
-
-static struct {
-    unsigned calls;
-    pk_fault last;
-    int lock_depth_seen;
-} faults;
-static int lock_depth;
-
-static void count_fault(const pk_fault *f, void *ctx)
-{
-    (void)ctx;
-    faults.calls++;
-    faults.last = *f;
-    faults.lock_depth_seen = lock_depth;
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    memset(&faults, 0, sizeof faults);
-    lock_depth = 0;
-    pk_set_fault_handler(count_fault, NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pk_set_fault_handler(NULL, NULL);
-    return 0;
-}
 
 static void expect_fault(pk_status kind, const void *ptr)
 {
-    assert_int_equal(faults.calls, 1);
-    assert_int_equal(faults.last.kind, kind);
-    assert_ptr_equal(faults.last.ptr, ptr);
-    assert_string_equal(faults.last.allocator, "buddy");
-    faults.calls = 0;
+    expect_fault_named(kind, ptr, "buddy");
 }
 
 static void assert_check_ok(const pk_buddy *b)
@@ -850,23 +816,6 @@ static void test_check_finds_damage(void **state)
     assert_whole(&b);
 }
 
-static unsigned lock_calls;
-
-static void counting_lock(void *ctx)
-{
-    assert_ptr_equal(ctx, &lock_calls);
-    assert_int_equal(lock_depth, 0);
-    lock_depth++;
-    lock_calls++;
-}
-
-static void counting_unlock(void *ctx)
-{
-    assert_ptr_equal(ctx, &lock_calls);
-    assert_int_equal(lock_depth, 1);
-    lock_depth--;
-}
-
 static void test_lock_wraps_every_operation(void **state)
 {
     (void)state;
@@ -941,18 +890,6 @@ static void test_peaks_and_names(void **state)
 }
 
 /* The randomized driver, through the generic view. */
-static size_t random_ops(void)
-{
-    const char *text = getenv("POOLKIT_RANDOM_OPS");
-    return text != NULL ? (size_t)strtoull(text, NULL, 10) : 1000000;
-}
-
-static void report_line(void *ctx, const char *text)
-{
-    (void)ctx;
-    print_error("%s\n", text);
-}
-
 static pk_driver_slot slots[4096];
 
 static void run_driver(size_t offset, size_t size, size_t min_block, size_t min_size, size_t max_size,
@@ -1036,29 +973,29 @@ static void test_misuse_through_the_driver(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_init_rejects_bad_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sizing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_blocks_are_powers_of_two_aligned_to_their_size, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_any_region_size, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_split_and_merge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_largest_free_is_exact, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_aligned, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_too_large_is_a_failure, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misuse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_record_overwritten, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_after_free, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_zeroed_list_head, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_record_larger_than_requested, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_huge_min_block, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_wraps_every_operation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_peaks_and_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misuse_through_the_driver, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_small_blocks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_log_uniform, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_odd_region_aligned, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_large_min_block, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_tiny, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_init_rejects_bad_arguments, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_sizing, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_blocks_are_powers_of_two_aligned_to_their_size, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_any_region_size, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_split_and_merge, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_largest_free_is_exact, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_aligned, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_too_large_is_a_failure, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_misuse, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_record_overwritten, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_write_after_free, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_zeroed_list_head, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_record_larger_than_requested, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_huge_min_block, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_damage, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_lock_wraps_every_operation, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_peaks_and_names, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_misuse_through_the_driver, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_small_blocks, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_log_uniform, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_odd_region_aligned, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_large_min_block, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_tiny, setup_faults, teardown_faults),
     };
     return cmocka_run_group_tests_name("buddy", tests, NULL, NULL);
 }

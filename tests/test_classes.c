@@ -12,49 +12,15 @@
 #include <cmocka.h>
 
 #include "driver/driver.h"
+#include "support.h"
 #include "poolkit/classes.h"
 #include "poolkit/pthread_lock.h"
 
-/* Every fault raised, for the assertions. */
-static struct {
-    unsigned calls;
-    pk_fault last;
-    int lock_depth_seen; /* the lock depth when the handler ran */
-} faults;
-static int lock_depth; /* of the counting lock */
-
-static void count_fault(const pk_fault *f, void *ctx)
-{
-    (void)ctx;
-    faults.calls++;
-    faults.last = *f;
-    faults.lock_depth_seen = lock_depth;
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    memset(&faults, 0, sizeof faults);
-    lock_depth = 0;
-    pk_set_fault_handler(count_fault, NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pk_set_fault_handler(NULL, NULL);
-    return 0;
-}
-
+/* As expect_fault_named, and the handler ran with the counting lock not held. */
 static void expect_fault(pk_status kind, const void *ptr, const char *allocator)
 {
-    assert_int_equal(faults.calls, 1);
-    assert_int_equal(faults.last.kind, kind);
-    assert_ptr_equal(faults.last.ptr, ptr);
-    assert_string_equal(faults.last.allocator, allocator);
+    expect_fault_named(kind, ptr, allocator);
     assert_int_equal(faults.lock_depth_seen, 0);
-    faults.calls = 0;
 }
 
 static void assert_check_ok(const pk_classes *c)
@@ -880,23 +846,6 @@ static void overwritten_link(const pk_lock *lock)
     assert_int_equal(faults.calls, 0);
 }
 
-static unsigned lock_calls;
-
-static void counting_lock(void *ctx)
-{
-    assert_ptr_equal(ctx, &lock_calls);
-    assert_int_equal(lock_depth, 0);
-    lock_depth++;
-    lock_calls++;
-}
-
-static void counting_unlock(void *ctx)
-{
-    assert_ptr_equal(ctx, &lock_calls);
-    assert_int_equal(lock_depth, 1);
-    lock_depth--;
-}
-
 static void test_alloc_survives_overwritten_link(void **state)
 {
     (void)state;
@@ -1014,18 +963,6 @@ static void test_lock_taken_once_per_call(void **state)
 }
 
 /* The randomized driver through the generic view. */
-static size_t random_ops(void)
-{
-    const char *text = getenv("POOLKIT_RANDOM_OPS");
-    return text != NULL ? (size_t)strtoull(text, NULL, 10) : 1000000;
-}
-
-static void report_line(void *ctx, const char *text)
-{
-    (void)ctx;
-    print_error("%s\n", text);
-}
-
 static pk_driver_slot slots[4096];
 
 static void run_driver(const pk_class_spec *specs, size_t n, size_t offset, bool fallthrough,
@@ -1187,27 +1124,27 @@ static void test_threads_share_a_locked_set(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_init_rejects_bad_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_buffer_size_is_exact, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_specs_are_copied, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_selection_at_every_boundary, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fallthrough_on_and_off, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bitmap_exact_through_fill_and_drain, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_class_stats_and_totals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_generic_view, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misuse_cases, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misuse_through_the_driver, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_set_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_pool_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alloc_survives_overwritten_link, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_taken_once_per_call, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_powers_of_two, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_steps_of_125, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_mixed_no_fallthrough, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_tiny_and_one_class, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_max_classes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_locked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_threads_share_a_locked_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_init_rejects_bad_arguments, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_buffer_size_is_exact, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_specs_are_copied, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_selection_at_every_boundary, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_fallthrough_on_and_off, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_bitmap_exact_through_fill_and_drain, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_class_stats_and_totals, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_generic_view, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_misuse_cases, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_misuse_through_the_driver, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_set_damage, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_pool_damage, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_alloc_survives_overwritten_link, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_lock_taken_once_per_call, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_powers_of_two, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_steps_of_125, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_mixed_no_fallthrough, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_tiny_and_one_class, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_max_classes, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_locked, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_threads_share_a_locked_set, setup_faults, teardown_faults),
     };
     return cmocka_run_group_tests_name("classes", tests, NULL, NULL);
 }

@@ -26,48 +26,10 @@
 #include "poolkit/pool.h"
 #include "poolkit/pthread_lock.h"
 #include "poolkit/version.h"
+#include "support.h"
 
 /* ------------------------------------------------------------------------- */
-/* A recording fault handler. */
-
-#define REC_MAX 16
-
-typedef struct {
-    pk_status kind;
-    const char *allocator;
-    const void *ptr;
-    const char *file;
-    const char *call_file;
-    uint32_t owner;
-    void *ctx;
-} rec_entry;
-
-typedef struct {
-    int calls;
-    rec_entry e[REC_MAX];
-} recorder;
-
-static recorder rec;
-
-static void rec_reset(void)
-{
-    memset(&rec, 0, sizeof rec);
-}
-
-static void record(const pk_fault *f, void *ctx)
-{
-    if (rec.calls < REC_MAX) {
-        rec_entry *e = &rec.e[rec.calls];
-        e->kind = f->kind;
-        e->allocator = f->allocator;
-        e->ptr = f->ptr;
-        e->file = f->file;
-        e->call_file = f->call_file;
-        e->owner = f->owner;
-        e->ctx = ctx;
-    }
-    rec.calls++;
-}
+/* A recording fault handler (support.h's recorder). */
 
 static void counting_handler(const pk_fault *f, void *ctx)
 {
@@ -79,14 +41,6 @@ static int setup_counting(void **state)
     (void)state;
     rec_reset();
     pk_set_fault_handler(counting_handler, &rec);
-    return 0;
-}
-
-static int teardown_default(void **state)
-{
-    (void)state;
-    pk_set_fault_handler(NULL, NULL);
-    rec_reset();
     return 0;
 }
 
@@ -1121,36 +1075,36 @@ static void test_rotr(void **state)
 }
 
 /* pk__lock and pk__unlock skip a lock with no functions. */
-static int lock_calls, unlock_calls;
+static int internal_lock_calls, internal_unlock_calls;
 static void *lock_ctx_seen;
 static void count_lock(void *ctx)
 {
-    lock_calls++;
+    internal_lock_calls++;
     lock_ctx_seen = ctx;
 }
 static void count_unlock(void *ctx)
 {
-    unlock_calls++;
+    internal_unlock_calls++;
     lock_ctx_seen = ctx;
 }
 
 static void test_internal_lock_calls(void **state)
 {
     (void)state;
-    lock_calls = unlock_calls = 0;
+    internal_lock_calls = internal_unlock_calls = 0;
     pk_lock none = {NULL, NULL, NULL};
     pk__lock(&none);
     pk__unlock(&none);
     int token;
     pk_lock l = {count_lock, count_unlock, &token};
     pk__lock(&l);
-    assert_int_equal(lock_calls, 1);
-    assert_int_equal(unlock_calls, 0);
+    assert_int_equal(internal_lock_calls, 1);
+    assert_int_equal(internal_unlock_calls, 0);
     assert_ptr_equal(lock_ctx_seen, &token);
     lock_ctx_seen = NULL;
     pk__unlock(&l);
-    assert_int_equal(lock_calls, 1);
-    assert_int_equal(unlock_calls, 1);
+    assert_int_equal(internal_lock_calls, 1);
+    assert_int_equal(internal_unlock_calls, 1);
     assert_ptr_equal(lock_ctx_seen, &token);
 }
 
@@ -1299,13 +1253,13 @@ static void test_pthread_lock_on_pool(void **state)
 
 /* ------------------------------------------------------------------------- */
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_counting, teardown_default)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_counting, teardown_recorder)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         /* First, before any handler is set. */
-        cmocka_unit_test_teardown(test_default_handler_initially, teardown_default),
+        cmocka_unit_test_teardown(test_default_handler_initially, teardown_recorder),
         T(test_status_values),
         T(test_status_str_distinct),
         T(test_status_str_out_of_range),

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "driver/driver.h"
+#include "support.h"
 #include "poolkit/fit.h"
 #include "poolkit/pthread_lock.h"
 
@@ -20,47 +21,6 @@
 #define A PK_FIT_ALIGN
 #define MINB PK_FIT_MIN_BLOCK
 #define BLK(n) PK_FIT_BLOCK_SIZE(n)
-
-/* Every fault raised, for the assertions. */
-static struct {
-    unsigned calls;
-    pk_fault last;
-    int lock_depth_seen; /* the lock depth when the handler ran */
-} faults;
-static int lock_depth; /* of the counting lock */
-
-static void count_fault(const pk_fault *f, void *ctx)
-{
-    (void)ctx;
-    faults.calls++;
-    faults.last = *f;
-    faults.lock_depth_seen = lock_depth;
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    memset(&faults, 0, sizeof faults);
-    lock_depth = 0;
-    pk_set_fault_handler(count_fault, NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pk_set_fault_handler(NULL, NULL);
-    return 0;
-}
-
-static void expect_fault_named(pk_status kind, const void *ptr, const char *name)
-{
-    assert_int_equal(faults.calls, 1);
-    assert_int_equal(faults.last.kind, kind);
-    assert_ptr_equal(faults.last.ptr, ptr);
-    assert_string_equal(faults.last.allocator, name);
-    faults.calls = 0;
-}
 
 static void expect_fault(pk_status kind, const void *ptr)
 {
@@ -1299,23 +1259,6 @@ static void test_stats_peaks_and_names(void **state)
 
 /* Locks: taken once around every call, never nested, released before the
  * fault handler runs. */
-static unsigned lock_calls;
-
-static void counting_lock(void *ctx)
-{
-    assert_ptr_equal(ctx, &lock_calls);
-    assert_int_equal(lock_depth, 0);
-    lock_depth++;
-    lock_calls++;
-}
-
-static void counting_unlock(void *ctx)
-{
-    assert_ptr_equal(ctx, &lock_calls);
-    assert_int_equal(lock_depth, 1);
-    lock_depth--;
-}
-
 /* Expects exactly one lock taken since the last call, and no fault (or one
  * fault, raised with the lock released). */
 static void expect_one_lock(unsigned fault_calls)
@@ -1411,18 +1354,6 @@ static void test_lock_wraps_every_operation(void **state)
 
 /* The randomized driver, through the generic view, for each policy with and
  * without coalescing. */
-static size_t random_ops(void)
-{
-    const char *text = getenv("POOLKIT_RANDOM_OPS");
-    return text != NULL ? (size_t)strtoull(text, NULL, 10) : 1000000;
-}
-
-static void report_line(void *ctx, const char *text)
-{
-    (void)ctx;
-    print_error("%s\n", text);
-}
-
 static pk_driver_slot slots[4096];
 
 static void run_driver(pk_fit_policy policy, unsigned flags, size_t offset, size_t size, size_t max_size,
@@ -1519,40 +1450,40 @@ static void test_random_tiny_locked(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_init_rejects_bad_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_layout_and_buffer_size, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sizes_zero_and_too_large, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_first_fit_picks_lowest_address, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_best_fit_picks_smallest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_next_fit_continues_after_last_allocation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_next_fit_rover_survives_merges, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_coalescing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_external_fragmentation_example, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_realloc_in_place, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_realloc_grows_by_one_alignment_step, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_realloc_moves_and_fails_cleanly, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_aligned_allocation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_aligned_gap_rules, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misuse_cases, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misuse_without_coalescing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misuse_through_the_driver, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_header_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_footer_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_free_list_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_counter_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_unmerged_neighbours, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_free_orders, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_largest_free_is_exact, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stats_peaks_and_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_wraps_every_operation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_first, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_best, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_next, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_first_no_coalesce, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_best_no_coalesce, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_next_no_coalesce, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_aligned, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_tiny_locked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_init_rejects_bad_arguments, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_layout_and_buffer_size, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_sizes_zero_and_too_large, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_first_fit_picks_lowest_address, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_best_fit_picks_smallest, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_next_fit_continues_after_last_allocation, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_next_fit_rover_survives_merges, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_coalescing, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_external_fragmentation_example, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_realloc_in_place, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_realloc_grows_by_one_alignment_step, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_realloc_moves_and_fails_cleanly, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_aligned_allocation, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_aligned_gap_rules, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_misuse_cases, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_misuse_without_coalescing, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_misuse_through_the_driver, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_header_damage, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_footer_damage, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_free_list_damage, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_counter_damage, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_unmerged_neighbours, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_free_orders, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_largest_free_is_exact, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_stats_peaks_and_names, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_lock_wraps_every_operation, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_first, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_best, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_next, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_first_no_coalesce, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_best_no_coalesce, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_next_no_coalesce, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_aligned, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_tiny_locked, setup_faults, teardown_faults),
     };
     return cmocka_run_group_tests_name("fit", tests, NULL, NULL);
 }

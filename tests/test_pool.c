@@ -12,49 +12,9 @@
 #include <cmocka.h>
 
 #include "driver/driver.h"
+#include "support.h"
 #include "poolkit/pool.h"
 #include "poolkit/pthread_lock.h"
-
-/* Every fault raised, for the assertions. */
-static struct {
-    unsigned calls;
-    pk_fault last;
-    int lock_depth_seen; /* the lock depth when the handler ran */
-} faults;
-static int lock_depth; /* of the counting lock */
-
-static void count_fault(const pk_fault *f, void *ctx)
-{
-    (void)ctx;
-    faults.calls++;
-    faults.last = *f;
-    faults.lock_depth_seen = lock_depth;
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    memset(&faults, 0, sizeof faults);
-    lock_depth = 0;
-    pk_set_fault_handler(count_fault, NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pk_set_fault_handler(NULL, NULL);
-    return 0;
-}
-
-static void expect_fault(pk_status kind, const void *ptr, const char *allocator)
-{
-    assert_int_equal(faults.calls, 1);
-    assert_int_equal(faults.last.kind, kind);
-    assert_ptr_equal(faults.last.ptr, ptr);
-    assert_string_equal(faults.last.allocator, allocator);
-    faults.calls = 0;
-}
 
 static void assert_check_ok(const pk_pool *p)
 {
@@ -262,17 +222,17 @@ static void test_misuse_cases(void **state)
     pk_pool_stats(&p, &before);
 
     assert_int_equal(pk_pool_free(&p, a + 12), PK_ERR_MISALIGNED_PTR); /* in the padding */
-    expect_fault(PK_ERR_MISALIGNED_PTR, a + 12, "descriptors");
+    expect_fault_named(PK_ERR_MISALIGNED_PTR, a + 12, "descriptors");
     assert_int_equal(pk_pool_free(&p, a + 16 * 5), PK_ERR_DOUBLE_FREE); /* never handed out */
-    expect_fault(PK_ERR_DOUBLE_FREE, a + 16 * 5, "descriptors");
+    expect_fault_named(PK_ERR_DOUBLE_FREE, a + 16 * 5, "descriptors");
     assert_int_equal(pk_pool_free(&p, a - 16), PK_ERR_FOREIGN_PTR);
-    expect_fault(PK_ERR_FOREIGN_PTR, a - 16, "descriptors");
+    expect_fault_named(PK_ERR_FOREIGN_PTR, a - 16, "descriptors");
     assert_int_equal(pk_pool_free(&p, a + 16 * 8), PK_ERR_FOREIGN_PTR); /* just past the blocks */
-    expect_fault(PK_ERR_FOREIGN_PTR, a + 16 * 8, "descriptors");
+    expect_fault_named(PK_ERR_FOREIGN_PTR, a + 16 * 8, "descriptors");
     assert_int_equal(pk_pool_free(&p, (void *)(uintptr_t)1), PK_ERR_FOREIGN_PTR);
-    expect_fault(PK_ERR_FOREIGN_PTR, (void *)(uintptr_t)1, "descriptors");
+    expect_fault_named(PK_ERR_FOREIGN_PTR, (void *)(uintptr_t)1, "descriptors");
     assert_int_equal(pk_pool_free(&p, (void *)UINTPTR_MAX), PK_ERR_FOREIGN_PTR);
-    expect_fault(PK_ERR_FOREIGN_PTR, (void *)UINTPTR_MAX, "descriptors");
+    expect_fault_named(PK_ERR_FOREIGN_PTR, (void *)UINTPTR_MAX, "descriptors");
     assert_int_equal(pk_pool_free(&p, NULL), PK_OK);
     assert_int_equal(faults.calls, 0);
 
@@ -291,7 +251,7 @@ static void test_misuse_cases(void **state)
     assert_int_equal(pk_pool_free(&p, b), PK_OK);
     assert_int_equal(pk_pool_usable_size(&p, b), 0);
     assert_int_equal(pk_pool_free(&p, b), PK_ERR_DOUBLE_FREE);
-    expect_fault(PK_ERR_DOUBLE_FREE, b, "descriptors");
+    expect_fault_named(PK_ERR_DOUBLE_FREE, b, "descriptors");
     assert_int_equal(pk_pool_free(&p, a), PK_OK);
     /* The pool is whole: every block can still be had. */
     for (size_t i = 0; i < 8; i++) {
@@ -322,7 +282,7 @@ static void test_every_interior_offset_rejected(void **state)
                 continue;
             }
             assert_int_equal(pk_pool_free(&p, first + offset), PK_ERR_MISALIGNED_PTR);
-            expect_fault(PK_ERR_MISALIGNED_PTR, first + offset, "pool");
+            expect_fault_named(PK_ERR_MISALIGNED_PTR, first + offset, "pool");
         }
         assert_check_ok(&p);
     }
@@ -522,23 +482,6 @@ static void test_peaks_follow_a_model(void **state)
 
 /* Locks: taken around every call that touches state, never nested, released
  * before the fault handler runs. */
-static unsigned lock_calls;
-
-static void counting_lock(void *ctx)
-{
-    assert_ptr_equal(ctx, &lock_calls);
-    assert_int_equal(lock_depth, 0);
-    lock_depth++;
-    lock_calls++;
-}
-
-static void counting_unlock(void *ctx)
-{
-    assert_ptr_equal(ctx, &lock_calls);
-    assert_int_equal(lock_depth, 1);
-    lock_depth--;
-}
-
 static void test_lock_wraps_every_operation(void **state)
 {
     (void)state;
@@ -653,7 +596,7 @@ static void test_static_definition(void **state)
     assert_int_equal(runtime.count, static_odd.count);
     void *odd = pk_pool_alloc(&static_odd);
     assert_int_equal(pk_pool_free(&static_odd, (unsigned char *)odd + 1), PK_ERR_MISALIGNED_PTR);
-    expect_fault(PK_ERR_MISALIGNED_PTR, (unsigned char *)odd + 1, "static_odd");
+    expect_fault_named(PK_ERR_MISALIGNED_PTR, (unsigned char *)odd + 1, "static_odd");
     assert_int_equal(pk_pool_free(&static_odd, odd), PK_OK);
 
     /* PK_POOL_DEFINE_IN: the blocks lie in the named section. */
@@ -682,18 +625,6 @@ static void test_inverse_macro(void **state)
 }
 
 /* The randomized driver over several shapes of pool. */
-static size_t random_ops(void)
-{
-    const char *text = getenv("POOLKIT_RANDOM_OPS");
-    return text != NULL ? (size_t)strtoull(text, NULL, 10) : 1000000;
-}
-
-static void report_line(void *ctx, const char *text)
-{
-    (void)ctx;
-    print_error("%s\n", text);
-}
-
 static pk_driver_slot slots[4096];
 
 static void run_driver(size_t bs, size_t count, size_t align, size_t offset, const pk_lock *lock,
@@ -767,28 +698,28 @@ static void test_random_locked(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_init_rejects_bad_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_buffer_size_gives_exact_capacity, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alloc_every_block, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stats_and_reuse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misuse_through_the_driver, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misuse_cases, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_every_interior_offset_rejected, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_usage_map_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_free_list_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_counter_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alloc_survives_overwritten_link, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reset_peaks_survives_overwritten_link, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_peaks_follow_a_model, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_wraps_every_operation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_locked_alloc_survives_overwritten_link, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_static_definition, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inverse_macro, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_small_blocks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_odd_blocks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_descriptors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_one_block, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_locked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_init_rejects_bad_arguments, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_buffer_size_gives_exact_capacity, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_alloc_every_block, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_stats_and_reuse, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_misuse_through_the_driver, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_misuse_cases, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_every_interior_offset_rejected, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_usage_map_damage, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_free_list_damage, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_counter_damage, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_alloc_survives_overwritten_link, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_reset_peaks_survives_overwritten_link, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_peaks_follow_a_model, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_lock_wraps_every_operation, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_locked_alloc_survives_overwritten_link, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_static_definition, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_inverse_macro, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_small_blocks, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_odd_blocks, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_descriptors, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_one_block, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_locked, setup_faults, teardown_faults),
     };
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
 }

@@ -12,25 +12,10 @@
 #include <cmocka.h>
 
 #include "driver/driver.h"
+#include "support.h"
 #include "poolkit/buddy.h"
 #include "poolkit/pthread_lock.h"
 #include "poolkit/slab.h"
-
-/* Every fault raised, for the assertions. */
-static struct {
-    unsigned calls;
-    pk_fault last;
-    int lock_depth_seen;
-} faults;
-static int lock_depth; /* of the counting lock */
-
-static void count_fault(const pk_fault *f, void *ctx)
-{
-    (void)ctx;
-    faults.calls++;
-    faults.last = *f;
-    faults.lock_depth_seen = lock_depth;
-}
 
 /* The test page source: PAGES pages of up to MAX_SLAB bytes in a static
  * buffer, handed out aligned to the size asked, counting gets and puts; it can
@@ -154,29 +139,9 @@ static void object_dtor(void *obj, void *ctx)
 
 static int setup(void **state)
 {
-    (void)state;
-    memset(&faults, 0, sizeof faults);
     memset(&lifecycle, 0, sizeof lifecycle);
     lifecycle.allow_dtor = true;
-    lock_depth = 0;
-    pk_set_fault_handler(count_fault, NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pk_set_fault_handler(NULL, NULL);
-    return 0;
-}
-
-static void expect_fault(pk_status kind, const void *ptr, const char *allocator)
-{
-    assert_int_equal(faults.calls, 1);
-    assert_int_equal(faults.last.kind, kind);
-    assert_ptr_equal(faults.last.ptr, ptr);
-    assert_string_equal(faults.last.allocator, allocator);
-    faults.calls = 0;
+    return setup_faults(state);
 }
 
 static void assert_check_ok(const pk_slab_cache *c)
@@ -605,7 +570,7 @@ static void test_misaligned_page(void **state)
     make_object_cache(&c, PAGES);
     src_state.misalign = true;
     assert_null(pk_slab_alloc(&c));
-    expect_fault(PK_ERR_MISALIGNED_PTR, pages + 16, "objects");
+    expect_fault_named(PK_ERR_MISALIGNED_PTR, pages + 16, "objects");
     assert_int_equal(src_state.puts, 1);
     assert_int_equal(lifecycle.ctors, 0);
     pk_stats s = stats_of(&c);
@@ -625,7 +590,7 @@ static void expect_rejected(pk_slab_cache *c, void *ptr, pk_status kind)
     pk_stats before = stats_of(c);
     unsigned ctors = lifecycle.ctors, dtors = lifecycle.dtors, gets = src_state.gets;
     assert_int_equal(pk_slab_free(c, ptr), kind);
-    expect_fault(kind, ptr, pk_name(pk_slab_allocator(c)));
+    expect_fault_named(kind, ptr, pk_name(pk_slab_allocator(c)));
     pk_stats after = stats_of(c);
     assert_int_equal(after.rejected, before.rejected + 1);
     after.rejected = before.rejected;
@@ -869,7 +834,7 @@ static void test_check_finds_free_list_damage(void **state)
      * object comes from the next slab (the empty one). */
     h->free_head = 1;
     assert_ptr_equal(pk_slab_alloc(&d.c), d.objs[2][d.per_slab - 1]);
-    expect_fault(PK_ERR_CORRUPT, (unsigned char *)d.partial - d.c.header_offset, "objects");
+    expect_fault_named(PK_ERR_CORRUPT, (unsigned char *)d.partial - d.c.header_offset, "objects");
     assert_int_equal(stats_of(&d.c).rejected, 1);
     h->free_head = 5;
     assert_check_corrupt(&d.c); /* set aside: repaired or not, the cache says so */
@@ -877,10 +842,6 @@ static void test_check_finds_free_list_damage(void **state)
     assert_int_equal(pk_slab_slabs(&d.c, &partial, &full, &empty), 3);
     assert_int_equal(partial + full + empty, 2);
 }
-
-static unsigned lock_calls;
-static void counting_lock(void *ctx);
-static void counting_unlock(void *ctx);
 
 /* One damaged slab does not stop the cache (review finding): the allocation
  * that finds it reports it once, sets it aside and is served by the next
@@ -911,7 +872,7 @@ static void test_damaged_slab_set_aside(void **state)
     memset(past, 0xFF, (size_t)(links_a + 2 * sizeof(uint16_t) - past));
 
     assert_ptr_equal(pk_slab_alloc(&c), o[1][per_slab - 1]);
-    expect_fault(PK_ERR_CORRUPT, a, "small");
+    expect_fault_named(PK_ERR_CORRUPT, a, "small");
     pk_stats s = stats_of(&c);
     assert_int_equal(s.rejected, 1);
     assert_int_equal(s.failures, 0);
@@ -934,7 +895,7 @@ static void test_damaged_slab_set_aside(void **state)
         assert_int_equal(pk_slab_free(&c, o[0][i]), PK_OK);
     }
     assert_int_equal(pk_slab_free(&c, o[0][1]), PK_ERR_DOUBLE_FREE);
-    expect_fault(PK_ERR_DOUBLE_FREE, o[0][1], "small");
+    expect_fault_named(PK_ERR_DOUBLE_FREE, o[0][1], "small");
     assert_int_equal(pk_slab_slabs(&c, &partial, &full, &empty), 3);
     assert_int_equal(empty, 0);
     assert_int_equal(pk_slab_shrink(&c), 0);
@@ -959,7 +920,7 @@ static void test_damaged_slab_set_aside(void **state)
     assert_int_equal(pk_slab_set_lock(&d, &l), PK_OK);
     faults.lock_depth_seen = -1;
     assert_null(pk_slab_alloc(&d));
-    expect_fault(PK_ERR_CORRUPT, a, "one page");
+    expect_fault_named(PK_ERR_CORRUPT, a, "one page");
     assert_int_equal(faults.lock_depth_seen, 0); /* reported with the lock released */
     assert_int_equal(lock_depth, 0);
     assert_null(pk_slab_alloc(&d));
@@ -1087,7 +1048,7 @@ static void test_stats_peaks_and_names(void **state)
     pk_slab_set_name(&c, "inodes");
     assert_string_equal(pk_name(pk_slab_allocator(&c)), "inodes");
     assert_int_equal(pk_slab_free(&c, objs[0]), PK_ERR_DOUBLE_FREE);
-    expect_fault(PK_ERR_DOUBLE_FREE, objs[0], "inodes");
+    expect_fault_named(PK_ERR_DOUBLE_FREE, objs[0], "inodes");
     pk_slab_set_name(&c, NULL);
     assert_string_equal(pk_name(pk_slab_allocator(&c)), "slab");
 
@@ -1117,7 +1078,7 @@ static void test_generic_view(void **state)
     assert_int_equal(stats_of(&c).failures, 2);
     assert_int_equal(faults.calls, 0);
     assert_null(pk_alloc_aligned(a, 8, 3));
-    expect_fault(PK_ERR_INVALID_ARG, NULL, "objects");
+    expect_fault_named(PK_ERR_INVALID_ARG, NULL, "objects");
     assert_int_equal(stats_of(&c).rejected, 1);
     void *small = pk_alloc_aligned(a, 0, 8);
     assert_non_null(small);
@@ -1132,21 +1093,6 @@ static void test_generic_view(void **state)
 /* Locks: taken once around every call that touches state (twice by a growing
  * alloc), released before the fault handler runs; the page source's get and
  * put, the constructors and the destructors run outside it. */
-static void counting_lock(void *ctx)
-{
-    assert_ptr_equal(ctx, &lock_calls);
-    assert_int_equal(lock_depth, 0);
-    lock_depth++;
-    lock_calls++;
-}
-
-static void counting_unlock(void *ctx)
-{
-    assert_ptr_equal(ctx, &lock_calls);
-    assert_int_equal(lock_depth, 1);
-    lock_depth--;
-}
-
 static int dtor_lock_depth = -1;
 static void depth_dtor(void *obj, void *ctx)
 {
@@ -1236,7 +1182,7 @@ static void test_lock_wraps_every_operation(void **state)
     src_state.lock_depth_at_put = -1;
     faults.lock_depth_seen = -1;
     assert_null(pk_slab_alloc(&c));
-    expect_fault(PK_ERR_MISALIGNED_PTR, pages + 1024 + 16, "locked");
+    expect_fault_named(PK_ERR_MISALIGNED_PTR, pages + 1024 + 16, "locked");
     assert_int_equal(src_state.lock_depth_at_put, 0);
     assert_int_equal(faults.lock_depth_seen, 0);
     assert_int_equal(lock_depth, 0);
@@ -1264,18 +1210,6 @@ static void count_dtor(void *obj, void *ctx)
     (void)obj;
     assert_ptr_equal(ctx, &lifecycle);
     lifecycle.dtors++;
-}
-
-static size_t random_ops(void)
-{
-    const char *text = getenv("POOLKIT_RANDOM_OPS");
-    return text != NULL ? (size_t)strtoull(text, NULL, 10) : 1000000;
-}
-
-static void report_line(void *ctx, const char *text)
-{
-    (void)ctx;
-    print_error("%s\n", text);
 }
 
 static pk_driver_slot slots[4096];
@@ -1789,37 +1723,37 @@ static void test_random_over_buddy(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_init_rejects_bad_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alloc_every_object, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_constructed_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_reconstruction, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_partial_slabs_preferred, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shrink_counts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_page_source_failure, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misaligned_page, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misuse_cases, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misuse_through_the_driver, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_list_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_free_list_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_counter_damage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_damaged_slab_set_aside, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_colouring, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stats_peaks_and_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_generic_view, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_wraps_every_operation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_small_objects, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_constructed_objects, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_odd_objects, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_aligned_objects, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_one_per_slab, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_locked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_buddy_source, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_buddy_source_alignment, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_buddy_source_locks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_buddy_fault_handler_runs_unlocked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_grow_rechecks_after_relocking, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_threads_share_a_cache, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_over_buddy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_init_rejects_bad_arguments, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_alloc_every_object, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_constructed_once, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_no_reconstruction, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_partial_slabs_preferred, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_shrink_counts, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_page_source_failure, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_misaligned_page, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_misuse_cases, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_misuse_through_the_driver, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_list_damage, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_free_list_damage, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_check_finds_counter_damage, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_damaged_slab_set_aside, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_colouring, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_stats_peaks_and_names, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_generic_view, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_lock_wraps_every_operation, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_small_objects, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_constructed_objects, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_odd_objects, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_aligned_objects, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_one_per_slab, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_locked, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_buddy_source, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_buddy_source_alignment, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_buddy_source_locks, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_buddy_fault_handler_runs_unlocked, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_grow_rechecks_after_relocking, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_threads_share_a_cache, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_random_over_buddy, setup, teardown_faults),
     };
     return cmocka_run_group_tests_name("slab", tests, NULL, NULL);
 }
