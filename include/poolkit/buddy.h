@@ -53,8 +53,8 @@
  *
  * Thread and ISR safety: set a lock with pk_buddy_set_lock before sharing;
  * alloc and free hold it for O(log n) steps and are ISR-safe when it is (a
- * PRIMASK critical section). A slab cache over a buddy takes the buddy's lock
- * inside its own: the lock must allow that nesting if both are the same.
+ * PRIMASK critical section). A slab cache over a buddy calls it with the
+ * cache's own lock released, so one lock may even serve both.
  * "ISR-safe with a lock" below means: safe from an ISR when the lock is an
  * interrupt-masking critical section (bounded by the complexity stated);
  * without a lock no function may run concurrently with another on the same

@@ -157,8 +157,9 @@ pk_status pk_report_fault(pk_status kind, const char *allocator, const void *ptr
 size_t pk_fault_format(const pk_fault *f, char *buf, size_t size);
 
 /* A lock for an allocator shared between threads, tasks or interrupt levels.
- * Both functions are called with ctx. They must allow nesting when one
- * allocator takes pages from another (a PRIMASK save/restore does). */
+ * Both functions are called with ctx. No poolkit allocator calls another (or
+ * a page source, constructor or fault handler) with its own lock held, so a
+ * lock need not allow nesting (a PRIMASK save/restore does anyway). */
 typedef struct {
     void (*lock)(void *ctx);
     void (*unlock)(void *ctx);

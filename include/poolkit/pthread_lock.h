@@ -11,9 +11,9 @@ extern "C" {
 #endif
 
 /* A lock that calls pthread_mutex_lock and pthread_mutex_unlock on m. The
- * mutex must be initialised and outlive every allocator using the lock. For
- * allocators that nest (slab over buddy), use one mutex per allocator or a
- * recursive mutex. O(1). Not for signal handlers. */
+ * mutex must be initialised and outlive every allocator using the lock; one
+ * mutex may serve several allocators (none calls another with its lock held).
+ * O(1). Not for signal handlers. */
 pk_lock pk_pthread_lock(pthread_mutex_t *m);
 
 #ifdef __cplusplus
