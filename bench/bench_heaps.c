@@ -45,55 +45,10 @@
 
 #include "poolkit/common.h"
 
-/* Which poolkit allocators are built in: CMake says so (from the library's
- * sources); a hand build goes by the headers alone. */
-#if !defined(PK_BENCH_HAVE_HEAP) && defined(__has_include)
-#if __has_include("poolkit/heap.h")
-#define PK_BENCH_HAVE_HEAP 1
-#endif
-#endif
-#ifndef PK_BENCH_HAVE_HEAP
-#define PK_BENCH_HAVE_HEAP 0
-#endif
-#if !defined(PK_BENCH_HAVE_FIT) && defined(__has_include)
-#if __has_include("poolkit/fit.h")
-#define PK_BENCH_HAVE_FIT 1
-#endif
-#endif
-#ifndef PK_BENCH_HAVE_FIT
-#define PK_BENCH_HAVE_FIT 0
-#endif
-
-#if !defined(PK_BENCH_HAVE_BUDDY) && defined(__has_include)
-#if __has_include("poolkit/buddy.h")
-#define PK_BENCH_HAVE_BUDDY 1
-#endif
-#endif
-#ifndef PK_BENCH_HAVE_BUDDY
-#define PK_BENCH_HAVE_BUDDY 0
-#endif
-
-#if PK_BENCH_HAVE_HEAP
-#include "poolkit/heap.h"
-#endif
-#if PK_BENCH_HAVE_BUDDY
 #include "poolkit/buddy.h"
-#endif
-#if PK_BENCH_HAVE_FIT
-#include "poolkit/fit.h"
-#endif
-
-#if !defined(PK_BENCH_HAVE_CLASSES) && defined(__has_include)
-#if __has_include("poolkit/classes.h")
-#define PK_BENCH_HAVE_CLASSES 1
-#endif
-#endif
-#ifndef PK_BENCH_HAVE_CLASSES
-#define PK_BENCH_HAVE_CLASSES 0
-#endif
-#if PK_BENCH_HAVE_CLASSES
 #include "poolkit/classes.h"
-#endif
+#include "poolkit/fit.h"
+#include "poolkit/heap.h"
 
 #ifndef PK_BENCH_FLAGS
 #define PK_BENCH_FLAGS "(flags unknown)"
@@ -356,7 +311,6 @@ static void malloc_free_any(void *self, void *p)
     free(p);
 }
 
-#if PK_BENCH_HAVE_HEAP
 static pk_heap bench_heap;
 typedef void *(*heap_alloc_fn)(pk_heap *, size_t);
 typedef pk_status (*heap_free_fn)(pk_heap *, void *);
@@ -368,9 +322,7 @@ static void *heap_init(void *buf, size_t size)
 }
 static void *heap_alloc_any(void *self, size_t size) { return pk_heap_alloc(self, size); }
 static void heap_free_any(void *self, void *p) { (void)pk_heap_free(self, p); }
-#endif
 
-#if PK_BENCH_HAVE_FIT
 static pk_fit bench_fit;
 typedef void *(*fit_alloc_fn)(pk_fit *, size_t);
 typedef pk_status (*fit_free_fn)(pk_fit *, void *);
@@ -385,9 +337,7 @@ static void *fit_best_init(void *buf, size_t size) { return fit_init(buf, size, 
 static void *fit_next_init(void *buf, size_t size) { return fit_init(buf, size, PK_FIT_NEXT); }
 static void *fit_alloc_any(void *self, size_t size) { return pk_fit_alloc(self, size); }
 static void fit_free_any(void *self, void *p) { (void)pk_fit_free(self, p); }
-#endif
 
-#if PK_BENCH_HAVE_BUDDY
 /* Slots of 16 bytes, the workload's smallest size. */
 static pk_buddy bench_buddy;
 typedef void *(*buddy_alloc_fn)(pk_buddy *, size_t);
@@ -400,9 +350,7 @@ static void *buddy_init(void *buf, size_t size)
 }
 static void *buddy_alloc_any(void *self, size_t size) { return pk_buddy_alloc(self, size); }
 static void buddy_free_any(void *self, void *p) { (void)pk_buddy_free(self, p); }
-#endif
 
-#if PK_BENCH_HAVE_CLASSES
 /* pk_classes: a fixed layout of power-of-two classes, 16 B to 4 KiB (9
  * classes; block size = the request rounded up to a power of two). Each class
  * holds 1.25 times its expected share of the 4,096 live objects, plus 64: a
@@ -436,7 +384,6 @@ static void *classes_init(void *buf, size_t size)
 }
 static void *classes_alloc_any(void *self, size_t size) { return pk_classes_alloc(self, size); }
 static void classes_free_any(void *self, void *p) { (void)pk_classes_free(self, p); }
-#endif
 
 /* One allocator. Fields left out are 0: no target, the default counts. */
 typedef struct {
@@ -463,42 +410,19 @@ typedef struct {
 /* The table. The first entry must be null (the harness). */
 static const bench_allocator allocators[] = {
     {ENTRY(null, "null", null_init, null), .in_buffer = true},
-#if PK_BENCH_HAVE_HEAP
     {ENTRY(pk_heap, "pk_heap", heap_init, heap), .in_buffer = true, .max_instructions = 110, .max_ns = 1000,
      .min_live = {0.95, 0.90}},
-#endif
-#if PK_BENCH_HAVE_FIT
     {ENTRY(pk_fit, "pk_fit first", fit_first_init, fit), .in_buffer = true,
      .max_instructions = 3700, .reference = "FreeRTOS heap_4 ~3700", .min_live = {0.968, 0.891}},
     {ENTRY(pk_fit, "pk_fit best", fit_best_init, fit), .in_buffer = true},
     {ENTRY(pk_fit, "pk_fit next", fit_next_init, fit), .in_buffer = true},
-#endif
-#if PK_BENCH_HAVE_BUDDY
     {ENTRY(pk_buddy, "pk_buddy", buddy_init, buddy), .in_buffer = true, .max_instructions = 400,
      .reference = "buddy_alloc ~4700", .min_live = {0.70, 0.70}},
-#endif
-#if PK_BENCH_HAVE_CLASSES
     {ENTRY(pk_classes, "pk_classes", classes_init, classes)},
-#endif
     {ENTRY(malloc, "glibc malloc", malloc_init, malloc), .reference = "~240"},
 };
 #define ALLOCATOR_COUNT (sizeof allocators / sizeof allocators[0])
 
-/* Allocators planned but not in this build, for the tables' footnotes. */
-static const char *const missing =
-#if !PK_BENCH_HAVE_HEAP
-    " pk_heap"
-#endif
-#if !PK_BENCH_HAVE_FIT
-    " pk_fit"
-#endif
-#if !PK_BENCH_HAVE_BUDDY
-    " pk_buddy"
-#endif
-#if !PK_BENCH_HAVE_CLASSES
-    " pk_classes"
-#endif
-    "";
 
 /* Figures measured elsewhere, printed under the instruction table. */
 static const char *const instruction_references[] = {
@@ -659,9 +583,6 @@ static int instruction_table(int argc, char **argv)
            "filling the slots; each allocator called through its own typed functions\n"
            "(malloc's, which take no context, save the loop 2 instructions)\n",
            per_step[0], null_steps);
-    if (*missing != '\0') {
-        printf("not in this build (their sources are not in the library yet):%s\n", missing);
-    }
     return status;
 }
 
@@ -782,9 +703,6 @@ static int latency_table(long ops)
     printf("each call the minimum of %d identical passes, net of null's median; clock:\n"
            CLOCK_NAME ", %.3f ticks per ns, resolution %.1f ns here\n"
            "time for the %d passes: %s\n", PASSES, rate, clock_step(rate), PASSES, times);
-    if (*missing != '\0') {
-        printf("not in this build (their sources are not in the library yet):%s\n", missing);
-    }
     free(best);
     free(tmp);
     free(w.steps);
@@ -882,9 +800,6 @@ static int frag_table(int seeds)
     printf("bytes requested by the live objects / %u, median (min-max) of %d seeds; each\n"
            "step frees a random live object with probability F, else allocates\n",
            FRAG_BUFFER, seeds);
-    if (*missing != '\0') {
-        printf("not in this build (their sources are not in the library yet):%s\n", missing);
-    }
     free(fractions);
     free(sizes);
     free(live);
