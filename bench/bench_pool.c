@@ -1,19 +1,14 @@
-#define _POSIX_C_SOURCE 200809L
 /*
  * Alloc+free pairs of 64-byte blocks through function pointers, for pk_pool,
  * a bare intrusive free list (the floor), glibc malloc, and empty functions
  * (the call overhead to subtract).
  *
- *   bench_pool MODE PAIRS          run PAIRS pairs once (for callgrind, which
- *                                  counts only inside run_pairs)
- *   bench_pool --time PAIRS RUNS   ns per pair of every mode, median/min/max
- *                                  of RUNS runs, net of the empty loop
+ * The command line is bench/pairs.h's (MODE PAIRS, --modes, --time).
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
+#include "pairs.h"
 #include "poolkit/arena.h"
 #include "poolkit/pool.h"
 
@@ -118,11 +113,6 @@ static void run_pool(long pairs) { run_pairs_pk_pool(&bench_pool, pairs); }
 static void run_list(long pairs) { run_pairs_freelist(&bench_list, pairs); }
 static void run_malloc(long pairs) { run_pairs_malloc(BLOCK_SIZE, pairs); }
 
-typedef struct {
-    const char *name;
-    void (*run)(long pairs);
-} bench_mode;
-
 static const bench_mode modes[] = {
     {"empty", run_empty},
     {"pk_pool", run_pool},
@@ -146,82 +136,7 @@ static void setup(void)
     free(malloc(BLOCK_SIZE));
 }
 
-static const bench_mode *find_mode(const char *name)
-{
-    for (size_t i = 0; i < MODE_COUNT; i++) {
-        if (strcmp(modes[i].name, name) == 0) {
-            return &modes[i];
-        }
-    }
-    return NULL;
-}
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static long parse_positive(const char *text, const char *what)
-{
-    char *end;
-    long v = strtol(text, &end, 10);
-    if (*text == '\0' || *end != '\0' || v <= 0) {
-        fprintf(stderr, "bench_pool: %s must be a positive integer, not '%s'\n", what, text);
-        exit(2);
-    }
-    return v;
-}
-
 int main(int argc, char **argv)
 {
-    if (argc == 3) {
-        const bench_mode *m = find_mode(argv[1]);
-        if (m == NULL) {
-            fprintf(stderr, "bench_pool: unknown mode '%s' (empty, pk_pool, freelist, pk_arena, malloc)\n",
-                    argv[1]);
-            return 2;
-        }
-        setup();
-        m->run(parse_positive(argv[2], "PAIRS"));
-        return 0;
-    }
-    if (argc == 4 && strcmp(argv[1], "--time") == 0) {
-        long pairs = parse_positive(argv[2], "PAIRS");
-        long runs = parse_positive(argv[3], "RUNS");
-        setup();
-        double *samples = calloc((size_t)runs * MODE_COUNT, sizeof *samples);
-        if (samples == NULL) {
-            return 1;
-        }
-        /* Interleave the modes run by run so that machine noise hits all alike. */
-        for (long r = 0; r < runs; r++) {
-            for (size_t m = 0; m < MODE_COUNT; m++) {
-                double t0 = now_ns();
-                modes[m].run(pairs);
-                samples[m * (size_t)runs + (size_t)r] = (now_ns() - t0) / (double)pairs;
-            }
-        }
-        for (size_t m = 0; m < MODE_COUNT; m++) {
-            qsort(&samples[m * (size_t)runs], (size_t)runs, sizeof *samples, compare_double);
-        }
-        double empty_median = samples[(size_t)runs / 2];
-        printf("%-10s %12s %10s %10s\n", "mode", "median ns", "min", "max");
-        for (size_t m = 1; m < MODE_COUNT; m++) {
-            const double *s = &samples[m * (size_t)runs];
-            printf("%-10s %12.2f %10.2f %10.2f\n", modes[m].name, s[(size_t)runs / 2] - empty_median,
-                   s[0] - empty_median, s[(size_t)runs - 1] - empty_median);
-        }
-        free(samples);
-        return 0;
-    }
-    fprintf(stderr, "usage: bench_pool MODE PAIRS | bench_pool --time PAIRS RUNS\n");
-    return 2;
+    return bench_pairs_main("bench_pool", argc, argv, modes, MODE_COUNT, setup);
 }

@@ -1,4 +1,3 @@
-#define _POSIX_C_SOURCE 200809L
 /*
  * Alloc+free pairs of a constructed object through function pointers: a slab
  * cache (the constructor runs when a slab is made, never in the loop), against
@@ -10,10 +9,7 @@
  * scatter-gather table set to its defaults, a zeroed command block, and a
  * 16-entry CRC-32 nibble table computed for the descriptor's checksum unit.
  *
- *   bench_slab MODE PAIRS          run PAIRS pairs once (for callgrind, which
- *                                  counts only inside run_pairs)
- *   bench_slab --time PAIRS RUNS   ns per pair of every mode, median/min/max
- *                                  of RUNS runs, net of the empty loop
+ * The command line is bench/pairs.h's (MODE PAIRS, --modes, --time).
  *
  * Modes: pk_slab (another object of the slab stays live, so the slab stays
  * partial: a cache in use), pk_slab_empties (the only object: every pair
@@ -23,8 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "pairs.h"
 #include "poolkit/buddy.h"
 #include "poolkit/pool.h"
 #include "poolkit/slab.h"
@@ -155,11 +151,6 @@ static void run_slab_empties(long pairs) { run_pairs_slab(&lonely_cache, pairs);
 static void run_pool(long pairs) { run_pairs_pool_ctor(&request_pool, pairs); }
 static void run_malloc(long pairs) { run_pairs_malloc_ctor(pairs); }
 
-typedef struct {
-    const char *name;
-    void (*run)(long pairs);
-} bench_mode;
-
 static const bench_mode modes[] = {
     {"empty", run_empty},
     {"pk_slab", run_slab},
@@ -190,87 +181,7 @@ static void setup(void)
     free(malloc(sizeof(request)));
 }
 
-static const bench_mode *find_mode(const char *name)
-{
-    for (size_t i = 0; i < MODE_COUNT; i++) {
-        if (strcmp(modes[i].name, name) == 0) {
-            return &modes[i];
-        }
-    }
-    return NULL;
-}
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static long parse_positive(const char *text, const char *what)
-{
-    char *end;
-    long v = strtol(text, &end, 10);
-    if (*text == '\0' || *end != '\0' || v <= 0) {
-        fprintf(stderr, "bench_slab: %s must be a positive integer, not '%s'\n", what, text);
-        exit(2);
-    }
-    return v;
-}
-
 int main(int argc, char **argv)
 {
-    if (argc == 2 && strcmp(argv[1], "--modes") == 0) {
-        for (size_t i = 1; i < MODE_COUNT; i++) {
-            printf("%s\n", modes[i].name);
-        }
-        return 0;
-    }
-    if (argc == 3) {
-        const bench_mode *m = find_mode(argv[1]);
-        if (m == NULL) {
-            fprintf(stderr, "bench_slab: unknown mode '%s' (bench_slab --modes lists them)\n", argv[1]);
-            return 2;
-        }
-        setup();
-        m->run(parse_positive(argv[2], "PAIRS"));
-        return 0;
-    }
-    if (argc == 4 && strcmp(argv[1], "--time") == 0) {
-        long pairs = parse_positive(argv[2], "PAIRS");
-        long runs = parse_positive(argv[3], "RUNS");
-        setup();
-        double *samples = calloc((size_t)runs * MODE_COUNT, sizeof *samples);
-        if (samples == NULL) {
-            return 1;
-        }
-        /* Interleave the modes run by run so that machine noise hits all alike. */
-        for (long r = 0; r < runs; r++) {
-            for (size_t m = 0; m < MODE_COUNT; m++) {
-                double t0 = now_ns();
-                modes[m].run(pairs);
-                samples[m * (size_t)runs + (size_t)r] = (now_ns() - t0) / (double)pairs;
-            }
-        }
-        for (size_t m = 0; m < MODE_COUNT; m++) {
-            qsort(&samples[m * (size_t)runs], (size_t)runs, sizeof *samples, compare_double);
-        }
-        double empty_median = samples[(size_t)runs / 2];
-        printf("%-16s %12s %10s %10s\n", "mode", "median ns", "min", "max");
-        for (size_t m = 1; m < MODE_COUNT; m++) {
-            const double *s = &samples[m * (size_t)runs];
-            printf("%-16s %12.2f %10.2f %10.2f\n", modes[m].name, s[(size_t)runs / 2] - empty_median,
-                   s[0] - empty_median, s[(size_t)runs - 1] - empty_median);
-        }
-        free(samples);
-        return 0;
-    }
-    fprintf(stderr, "usage: bench_slab MODE PAIRS | bench_slab --modes | bench_slab --time PAIRS RUNS\n");
-    return 2;
+    return bench_pairs_main("bench_slab", argc, argv, modes, MODE_COUNT, setup);
 }
