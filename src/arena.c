@@ -233,11 +233,9 @@ void pk_arena_set_name(pk_arena *a, const char *name)
 
 pk_status pk_arena_set_lock(pk_arena *a, const pk_lock *lock)
 {
-    if (lock != NULL && (lock->lock == NULL) != (lock->unlock == NULL)) {
+    if (!pk__choose_lock(&a->lock, lock)) {
         return PK_ERR_INVALID_ARG;
     }
-    static const pk_lock no_lock = {NULL, NULL, NULL};
-    a->lock = lock != NULL && lock->lock != NULL ? *lock : no_lock;
     return PK_OK;
 }
 

@@ -797,11 +797,9 @@ void pk_buddy_set_name(pk_buddy *b, const char *name)
 
 pk_status pk_buddy_set_lock(pk_buddy *b, const pk_lock *lock)
 {
-    if (lock != NULL && (lock->lock == NULL) != (lock->unlock == NULL)) {
+    if (!pk__choose_lock(&b->lock, lock)) {
         return PK_ERR_INVALID_ARG;
     }
-    static const pk_lock no_lock = {NULL, NULL, NULL};
-    b->lock = lock != NULL && lock->lock != NULL ? *lock : no_lock;
     return PK_OK;
 }
 

@@ -452,11 +452,9 @@ void pk_classes_set_name(pk_classes *c, const char *name)
 
 pk_status pk_classes_set_lock(pk_classes *c, const pk_lock *lock)
 {
-    if (lock != NULL && (lock->lock == NULL) != (lock->unlock == NULL)) {
+    if (!pk__choose_lock(&c->lock, lock)) {
         return PK_ERR_INVALID_ARG;
     }
-    static const pk_lock no_lock = {NULL, NULL, NULL};
-    c->lock = lock != NULL && lock->lock != NULL ? *lock : no_lock;
     bool locked = c->lock.lock != NULL;
     c->fast_reach = locked ? 0 : c->reach;
     c->fast_span = locked ? 0 : c->span;

@@ -786,11 +786,9 @@ void pk_fit_set_name(pk_fit *f, const char *name)
 
 pk_status pk_fit_set_lock(pk_fit *f, const pk_lock *lock)
 {
-    if (lock != NULL && (lock->lock == NULL) != (lock->unlock == NULL)) {
+    if (!pk__choose_lock(&f->lock, lock)) {
         return PK_ERR_INVALID_ARG;
     }
-    static const pk_lock no_lock = {NULL, NULL, NULL};
-    f->lock = lock != NULL && lock->lock != NULL ? *lock : no_lock;
     return PK_OK;
 }
 

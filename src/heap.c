@@ -1112,11 +1112,9 @@ void pk_heap_set_name(pk_heap *h, const char *name)
 
 pk_status pk_heap_set_lock(pk_heap *h, const pk_lock *lock)
 {
-    if (lock != NULL && (lock->lock == NULL) != (lock->unlock == NULL)) {
+    if (!pk__choose_lock(&h->lock, lock)) {
         return PK_ERR_INVALID_ARG;
     }
-    static const pk_lock no_lock = {NULL, NULL, NULL};
-    h->lock = lock != NULL ? *lock : no_lock;
     set_fast_paths(h);
     return PK_OK;
 }

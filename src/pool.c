@@ -399,13 +399,13 @@ void pk_pool_set_name(pk_pool *p, const char *name)
 
 pk_status pk_pool_set_lock(pk_pool *p, const pk_lock *lock)
 {
-    if (lock != NULL && (lock->lock == NULL) != (lock->unlock == NULL)) {
+    pk_lock chosen;
+    if (!pk__choose_lock(&chosen, lock)) {
         return PK_ERR_INVALID_ARG;
     }
-    static const pk_lock no_lock = {NULL, NULL, NULL};
     size_t list = *active_head(p);
     *active_head(p) = PK_POOL_NONE;
-    p->lock = lock != NULL && lock->lock != NULL ? *lock : no_lock;
+    p->lock = chosen;
     *active_head(p) = list;
     p->fast_limit = p->lock.lock != NULL ? 0 : p->carved;
     return PK_OK;

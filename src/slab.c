@@ -632,11 +632,9 @@ void pk_slab_set_name(pk_slab_cache *c, const char *name)
 
 pk_status pk_slab_set_lock(pk_slab_cache *c, const pk_lock *lock)
 {
-    if (lock != NULL && (lock->lock == NULL) != (lock->unlock == NULL)) {
+    if (!pk__choose_lock(&c->lock, lock)) {
         return PK_ERR_INVALID_ARG;
     }
-    static const pk_lock no_lock = {NULL, NULL, NULL};
-    c->lock = lock != NULL && lock->lock != NULL ? *lock : no_lock;
     return PK_OK;
 }
 

@@ -32,6 +32,19 @@ void pk__fault_print(const pk_fault *f, void *ctx);
 #define PK__ALWAYS_INLINE inline
 #endif
 
+/* What pk_X_set_lock stores: *lock, or no lock for NULL (or for a lock whose
+ * two functions are NULL). Returns false, storing nothing, when exactly one of
+ * lock and unlock is NULL. */
+static inline bool pk__choose_lock(pk_lock *out, const pk_lock *lock)
+{
+    if (lock != NULL && (lock->lock == NULL) != (lock->unlock == NULL)) {
+        return false;
+    }
+    static const pk_lock no_lock = {NULL, NULL, NULL};
+    *out = lock != NULL && lock->lock != NULL ? *lock : no_lock;
+    return true;
+}
+
 static inline void pk__lock(const pk_lock *l)
 {
     if (l->lock != NULL) {
