@@ -7,6 +7,7 @@
 #include "poolkit/common.h"
 #include "poolkit/allocator.h"
 #include "poolkit/pool.h"
+#include "poolkit/atomic_pool.h"
 #include "poolkit/heap.h"
 #include "poolkit/arena.h"
 #include "poolkit/fit.h"

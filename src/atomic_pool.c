@@ -1,0 +1,489 @@
+/*
+ * Lock-free fixed-size pool. See include/poolkit/atomic_pool.h for the
+ * contract and the argument for its correctness.
+ *
+ * Memory order: a free writes the block's link, then publishes the block with
+ * a release compare-and-swap on the head; an alloc reads the head with
+ * acquire, so it sees the link and everything the freeing thread wrote to the
+ * block before freeing it. Every successful head change is a read-modify-
+ * write, so the release sequence of the push that published a block reaches
+ * any later acquire of the head. The usage bits and the counters need no
+ * ordering of their own (relaxed): each is a single atomic word whose
+ * read-modify-writes are totally ordered.
+ *
+ * Build-time switches (test and port configuration, not per-user options):
+ *   PK_ATOMIC_POOL_NARROW      the 32-bit head even where 64-bit atomics are
+ *                              lock-free (the host tests of the MCU layout);
+ *   PK_ATOMIC_POOL_INDEX_BITS  index bits of the 32-bit head (default 16);
+ *   PK_ATOMIC_POOL_TEST_HOOKS  calls pk__atomic_pool_before_swap between an
+ *                              alloc's read of the head and its swap;
+ *   PK_ATOMIC_POOL_UNTAGGED    never changes the tag: the broken pool the ABA
+ *                              test shows (only with the test hooks).
+ */
+
+#include <stdatomic.h>
+
+#include "core/internal.h"
+#include "poolkit/atomic_pool.h"
+
+#define ATOMIC_POOL_DEFAULT_NAME "atomic pool"
+
+#if !defined(PK_ATOMIC_POOL_NARROW) && ATOMIC_LLONG_LOCK_FREE == 2
+typedef unsigned long long head_word;
+typedef unsigned long long counter_word;
+#define HEAD_INDEX_BITS 32u
+#else
+#ifndef PK_ATOMIC_POOL_INDEX_BITS
+#define PK_ATOMIC_POOL_INDEX_BITS 16
+#endif
+#if PK_ATOMIC_POOL_INDEX_BITS < 4 || PK_ATOMIC_POOL_INDEX_BITS > 28
+#error "PK_ATOMIC_POOL_INDEX_BITS must be 4..28 (the rest of 32 bits is the ABA tag)"
+#endif
+#if ATOMIC_INT_LOCK_FREE != 2 || UINT_MAX < 0xFFFFFFFFu
+#error "the atomic pool needs lock-free atomics on a 32-bit unsigned int"
+#endif
+typedef unsigned int head_word;
+typedef unsigned int counter_word;
+#define HEAD_INDEX_BITS ((unsigned)PK_ATOMIC_POOL_INDEX_BITS)
+#endif
+
+#if ATOMIC_INT_LOCK_FREE != 2 || UINT_MAX < 0xFFFFFFFFu
+#error "the atomic pool needs lock-free atomics on a 32-bit unsigned int"
+#endif
+
+#define INDEX_MASK ((head_word)(((head_word)1 << HEAD_INDEX_BITS) - 1u))
+#define NO_BLOCK INDEX_MASK /* the index of an empty list */
+#if defined(PK_ATOMIC_POOL_TEST_HOOKS) && defined(PK_ATOMIC_POOL_UNTAGGED)
+#define TAG_STEP ((head_word)0)
+#else
+#define TAG_STEP ((head_word)1 << HEAD_INDEX_BITS)
+#endif
+
+#ifdef PK_ATOMIC_POOL_TEST_HOOKS
+void (*pk__atomic_pool_before_swap)(void);
+#endif
+
+struct pk__atomic_pool_control {
+    _Atomic head_word head;       /* tag << HEAD_INDEX_BITS | index of the top free block */
+    _Atomic unsigned carved;      /* blocks ever handed out: 0..carved-1 */
+    _Atomic unsigned live;
+    _Atomic unsigned peak_live;
+    _Atomic counter_word frees;
+    _Atomic counter_word failures;
+    _Atomic counter_word rejected;
+};
+PK_STATIC_ASSERT(sizeof(struct pk__atomic_pool_control) <= PK_ATOMIC_POOL_CONTROL_SIZE_ &&
+                     _Alignof(struct pk__atomic_pool_control) <= PK_ATOMIC_POOL_CONTROL_ALIGN_,
+                 "the control block outgrew the room PK_ATOMIC_POOL_BUFFER_SIZE keeps for it");
+PK_STATIC_ASSERT(sizeof(_Atomic unsigned) == 4 && _Alignof(_Atomic unsigned) <= 4,
+                 "links and usage words are 4 bytes each in PK_ATOMIC_POOL_BUFFER_SIZE");
+
+typedef struct pk__atomic_pool_control control_block;
+
+static const pk_allocator_ops atomic_pool_ops;
+
+static inline _Atomic unsigned *links_of(const pk_atomic_pool *p)
+{
+    return (_Atomic unsigned *)p->links;
+}
+
+static inline _Atomic unsigned *usage_of(const pk_atomic_pool *p)
+{
+    return (_Atomic unsigned *)p->usage;
+}
+
+static inline unsigned usage_bit(size_t index)
+{
+    return 1u << (index % 32u);
+}
+
+static const char *pool_name(const pk_atomic_pool *p)
+{
+    return p->name != NULL ? p->name : ATOMIC_POOL_DEFAULT_NAME;
+}
+
+static void count_event(_Atomic counter_word *counter)
+{
+    atomic_fetch_add_explicit(counter, 1u, memory_order_relaxed);
+}
+
+size_t pk_atomic_pool_max_blocks(void)
+{
+    return (size_t)NO_BLOCK < SIZE_MAX ? (size_t)NO_BLOCK : SIZE_MAX;
+}
+
+/* The largest n whose metadata and blocks fit in `room` bytes: 4 bytes of link
+ * and a stride per block, and a 4-byte usage word per 32 blocks or part. */
+static size_t blocks_fitting(size_t room, size_t stride)
+{
+    size_t per_block = stride + 4u;
+    size_t per_word;
+    if (stride > SIZE_MAX - 4u || pk__mul_overflows(per_block, 32u, &per_word) ||
+        per_word > SIZE_MAX - 4u) {
+        return room >= per_block + 4u ? 1u : 0u; /* a stride near SIZE_MAX: one block at most */
+    }
+    per_word += 4u;
+    size_t words = room / per_word;
+    size_t rest = room % per_word;
+    size_t tail = rest > 4u ? (rest - 4u) / per_block : 0u; /* < 32: rest < per_word */
+    return words * 32u + tail;
+}
+
+pk_status pk_atomic_pool_init(pk_atomic_pool *p, void *buf, size_t buf_size,
+                              size_t block_size, size_t align)
+{
+    if (p == NULL || buf == NULL || block_size == 0) {
+        return PK_ERR_INVALID_ARG;
+    }
+    if (align == 0) {
+        align = PK_MAX_ALIGN;
+    }
+    size_t stride;
+    if (!pk__is_pow2(align) || pk__round_up_overflows(block_size, align, &stride)) {
+        return PK_ERR_INVALID_ARG;
+    }
+    if ((uintptr_t)buf > UINTPTR_MAX - buf_size) {
+        return PK_ERR_INVALID_ARG; /* a buffer that wraps the address space */
+    }
+    size_t fixed = PK_ATOMIC_POOL_CONTROL_ALIGN_ - 1u + PK_ATOMIC_POOL_CONTROL_SIZE_ + (align - 1u);
+    size_t count = buf_size > fixed ? blocks_fitting(buf_size - fixed, stride) : 0;
+    if (count == 0 || count > pk_atomic_pool_max_blocks()) {
+        return PK_ERR_INVALID_ARG;
+    }
+
+    uintptr_t at = (uintptr_t)buf;
+    at += (PK_ATOMIC_POOL_CONTROL_ALIGN_ - (at & (PK_ATOMIC_POOL_CONTROL_ALIGN_ - 1u))) &
+          (PK_ATOMIC_POOL_CONTROL_ALIGN_ - 1u);
+    control_block *control = (control_block *)at;
+    unsigned char *links = (unsigned char *)at + PK_ATOMIC_POOL_CONTROL_SIZE_;
+    unsigned char *usage = links + 4u * count;
+    size_t usage_words = (count + 31u) / 32u;
+    uintptr_t blocks = (uintptr_t)(usage + 4u * usage_words);
+    unsigned char *base = (unsigned char *)blocks + ((align - (blocks & (align - 1u))) & (align - 1u));
+
+    atomic_init(&control->head, NO_BLOCK);
+    atomic_init(&control->carved, 0u);
+    atomic_init(&control->live, 0u);
+    atomic_init(&control->peak_live, 0u);
+    atomic_init(&control->frees, 0u);
+    atomic_init(&control->failures, 0u);
+    atomic_init(&control->rejected, 0u);
+    for (size_t w = 0; w < usage_words; w++) {
+        atomic_init(&((_Atomic unsigned *)(void *)usage)[w], 0u);
+    }
+
+    pk_atomic_pool fresh = {
+        .control = control,
+        .links = links,
+        .usage = usage,
+        .base = base,
+        .stride = stride,
+        .count = count,
+        .block_size = block_size,
+        .align = align,
+        .name = ATOMIC_POOL_DEFAULT_NAME,
+    };
+    fresh.view.ops = &atomic_pool_ops;
+    fresh.view.self = p;
+    *p = fresh;
+    return PK_OK;
+}
+
+/* Pops the top of the free list, or returns NO_BLOCK when it is empty or
+ * damaged (*corrupt: the top's link leads outside the carved blocks while the
+ * head stood still). */
+static head_word pop_free_list(const pk_atomic_pool *p, bool *corrupt)
+{
+    control_block *c = p->control;
+    head_word head = atomic_load_explicit(&c->head, memory_order_acquire);
+    for (;;) {
+        head_word index = head & INDEX_MASK;
+        if (index == NO_BLOCK) {
+            return NO_BLOCK;
+        }
+        head_word next = atomic_load_explicit(&links_of(p)[index], memory_order_relaxed);
+#ifdef PK_ATOMIC_POOL_TEST_HOOKS
+        if (pk__atomic_pool_before_swap != NULL) {
+            pk__atomic_pool_before_swap();
+        }
+#endif
+        if (next != NO_BLOCK &&
+            next >= atomic_load_explicit(&c->carved, memory_order_relaxed)) {
+            /* A stale link read while others changed the list, or damage. */
+            head_word again = atomic_load_explicit(&c->head, memory_order_acquire);
+            if (again == head) {
+                *corrupt = true;
+                return NO_BLOCK;
+            }
+            head = again;
+            continue;
+        }
+        head_word top = ((head & ~INDEX_MASK) + TAG_STEP) | next;
+        if (atomic_compare_exchange_weak_explicit(&c->head, &head, top, memory_order_acquire,
+                                                  memory_order_acquire)) {
+            return index;
+        }
+    }
+}
+
+/* Carves a block never handed out, or returns NO_BLOCK when all are. */
+static head_word carve(const pk_atomic_pool *p)
+{
+    control_block *c = p->control;
+    unsigned carved = atomic_load_explicit(&c->carved, memory_order_relaxed);
+    while (carved < p->count) {
+        if (atomic_compare_exchange_weak_explicit(&c->carved, &carved, carved + 1u,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            return carved;
+        }
+    }
+    return NO_BLOCK;
+}
+
+static void raise_peak(control_block *c, unsigned live)
+{
+    unsigned peak = atomic_load_explicit(&c->peak_live, memory_order_relaxed);
+    while (live > peak &&
+           !atomic_compare_exchange_weak_explicit(&c->peak_live, &peak, live, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+
+void *pk_atomic_pool_alloc(pk_atomic_pool *p)
+{
+    control_block *c = p->control;
+    bool corrupt = false;
+    head_word index = pop_free_list(p, &corrupt);
+    /* The list may refill while the last blocks are carved: look again once
+     * carving is over, so NULL means both were empty at that moment. */
+    while (index == NO_BLOCK && !corrupt) {
+        index = carve(p);
+        if (index != NO_BLOCK) {
+            break;
+        }
+        index = pop_free_list(p, &corrupt);
+        if (index == NO_BLOCK && !corrupt) {
+            count_event(&c->failures);
+            return NULL;
+        }
+    }
+    if (!corrupt) {
+        unsigned bit = usage_bit((size_t)index);
+        unsigned was = atomic_fetch_or_explicit(&usage_of(p)[(size_t)index / 32u], bit, memory_order_relaxed);
+        corrupt = (was & bit) != 0; /* a live block was on the free list */
+    }
+    if (corrupt) {
+        count_event(&c->rejected);
+        (void)pk_report_fault(PK_ERR_CORRUPT, pool_name(p), NULL);
+        return NULL;
+    }
+    raise_peak(c, atomic_fetch_add_explicit(&c->live, 1u, memory_order_relaxed) + 1u);
+    return p->base + (size_t)index * p->stride;
+}
+
+/* Why block is not a block start the pool handed out, or PK_OK if it is one;
+ * *index is its index then. */
+static pk_status locate(const pk_atomic_pool *p, const void *block, size_t *index)
+{
+    size_t offset = (size_t)((uintptr_t)block - (uintptr_t)p->base);
+    if (offset >= p->count * p->stride) {
+        return PK_ERR_FOREIGN_PTR;
+    }
+    if (offset % p->stride != 0) {
+        return PK_ERR_MISALIGNED_PTR;
+    }
+    *index = offset / p->stride;
+    return PK_OK;
+}
+
+pk_status pk_atomic_pool_free(pk_atomic_pool *p, void *block)
+{
+    if (block == NULL) {
+        return PK_OK;
+    }
+    control_block *c = p->control;
+    size_t index = 0;
+    pk_status status = locate(p, block, &index);
+    if (status == PK_OK) {
+        unsigned bit = usage_bit(index);
+        unsigned was = atomic_fetch_and_explicit(&usage_of(p)[index / 32u], ~bit, memory_order_relaxed);
+        if ((was & bit) == 0) {
+            status = PK_ERR_DOUBLE_FREE;
+        }
+    }
+    if (status != PK_OK) {
+        count_event(&c->rejected);
+        return pk_report_fault(status, pool_name(p), block);
+    }
+    /* Not live any more before it can be live again: the live count never
+     * exceeds the blocks off the list, so the peak stays true. */
+    atomic_fetch_sub_explicit(&c->live, 1u, memory_order_relaxed);
+    head_word head = atomic_load_explicit(&c->head, memory_order_relaxed);
+    do {
+        atomic_store_explicit(&links_of(p)[index], (unsigned)(head & INDEX_MASK), memory_order_relaxed);
+    } while (!atomic_compare_exchange_weak_explicit(&c->head, &head,
+                                                    ((head & ~INDEX_MASK) + TAG_STEP) | (head_word)index,
+                                                    memory_order_release, memory_order_relaxed));
+    count_event(&c->frees);
+    return PK_OK;
+}
+
+size_t pk_atomic_pool_capacity(const pk_atomic_pool *p)
+{
+    return p->count;
+}
+
+size_t pk_atomic_pool_available(const pk_atomic_pool *p)
+{
+    unsigned live = atomic_load_explicit(&p->control->live, memory_order_relaxed);
+    return p->count - (live < p->count ? live : p->count);
+}
+
+bool pk_atomic_pool_owns(const pk_atomic_pool *p, const void *ptr)
+{
+    size_t offset = (size_t)((uintptr_t)ptr - (uintptr_t)p->base);
+    return offset < p->count * p->stride;
+}
+
+static bool is_live(const pk_atomic_pool *p, size_t index)
+{
+    return (atomic_load_explicit(&usage_of(p)[index / 32u], memory_order_relaxed) & usage_bit(index)) != 0;
+}
+
+size_t pk_atomic_pool_usable_size(const pk_atomic_pool *p, const void *block)
+{
+    size_t index = 0;
+    return locate(p, block, &index) == PK_OK && is_live(p, index) ? p->block_size : 0;
+}
+
+void pk_atomic_pool_stats(const pk_atomic_pool *p, pk_stats *out)
+{
+    control_block *c = p->control;
+    size_t live = atomic_load_explicit(&c->live, memory_order_relaxed);
+    size_t peak = atomic_load_explicit(&c->peak_live, memory_order_relaxed);
+    counter_word frees = atomic_load_explicit(&c->frees, memory_order_relaxed);
+    pk_stats s = {
+        .capacity = p->count * p->block_size,
+        .in_use = live * p->block_size,
+        .requested = live * p->block_size,
+        .peak_in_use = peak * p->block_size,
+        .free_bytes = (p->count - live) * p->block_size,
+        .largest_free = live < p->count ? p->block_size : 0,
+        .block_size = p->block_size,
+        .live = live,
+        .peak_live = peak,
+        .allocs = (counter_word)(frees + live),
+        .frees = frees,
+        .failures = atomic_load_explicit(&c->failures, memory_order_relaxed),
+        .rejected = atomic_load_explicit(&c->rejected, memory_order_relaxed),
+    };
+    *out = s;
+}
+
+void pk_atomic_pool_reset_peaks(pk_atomic_pool *p)
+{
+    control_block *c = p->control;
+    atomic_store_explicit(&c->peak_live, atomic_load_explicit(&c->live, memory_order_relaxed),
+                          memory_order_relaxed);
+}
+
+static bool consistent(const pk_atomic_pool *p)
+{
+    control_block *c = p->control;
+    size_t carved = atomic_load_explicit(&c->carved, memory_order_relaxed);
+    size_t live = atomic_load_explicit(&c->live, memory_order_relaxed);
+    size_t peak = atomic_load_explicit(&c->peak_live, memory_order_relaxed);
+    if (carved > p->count || live > carved || peak < live || peak > carved) {
+        return false;
+    }
+    /* The usage bits: none past the carved blocks, one per live block. */
+    size_t marked = 0;
+    for (size_t w = 0; w < (p->count + 31u) / 32u; w++) {
+        unsigned bits = atomic_load_explicit(&usage_of(p)[w], memory_order_relaxed);
+        size_t first = w * 32u;
+        if (carved < first + 32u) {
+            unsigned carved_bits = carved > first ? (1u << (carved - first)) - 1u : 0u;
+            if ((bits & ~carved_bits) != 0) {
+                return false;
+            }
+        }
+        marked += pk__popcount_portable(bits); /* a libgcc call where the builtin has no instruction */
+    }
+    if (marked != live) {
+        return false;
+    }
+    /* The free list: exactly the carved blocks that are not live, each once
+     * (a repeated block would make the walk longer than that). */
+    size_t free_blocks = carved - live;
+    size_t length = 0;
+    head_word index = atomic_load_explicit(&c->head, memory_order_acquire) & INDEX_MASK;
+    while (index != NO_BLOCK) {
+        if (index >= carved || is_live(p, index) || length == free_blocks) {
+            return false;
+        }
+        length++;
+        index = atomic_load_explicit(&links_of(p)[index], memory_order_relaxed);
+    }
+    return length == free_blocks;
+}
+
+pk_status pk_atomic_pool_check(const pk_atomic_pool *p)
+{
+    return consistent(p) ? PK_OK : pk_report_fault(PK_ERR_CORRUPT, pool_name(p), NULL);
+}
+
+void pk_atomic_pool_set_name(pk_atomic_pool *p, const char *name)
+{
+    p->name = name != NULL ? name : ATOMIC_POOL_DEFAULT_NAME;
+}
+
+pk_allocator *pk_atomic_pool_allocator(pk_atomic_pool *p)
+{
+    return &p->view;
+}
+
+/* Generic view. */
+
+static void *view_alloc_aligned(void *self, size_t size, size_t align)
+{
+    pk_atomic_pool *p = self;
+    if (align != 0 && !pk__is_pow2(align)) {
+        count_event(&p->control->rejected);
+        (void)pk_report_fault(PK_ERR_INVALID_ARG, pool_name(p), NULL);
+        return NULL;
+    }
+    if (size > p->block_size || align > p->align) {
+        count_event(&p->control->failures);
+        return NULL;
+    }
+    return pk_atomic_pool_alloc(p);
+}
+
+static pk_status view_free(void *self, void *ptr)
+{
+    return pk_atomic_pool_free(self, ptr);
+}
+
+static void view_stats(const void *self, pk_stats *out)
+{
+    pk_atomic_pool_stats(self, out);
+}
+
+static pk_status view_check(const void *self)
+{
+    return pk_atomic_pool_check(self);
+}
+
+static const char *view_name(const void *self)
+{
+    return pool_name(self);
+}
+
+static size_t view_usable_size(const void *self, const void *ptr)
+{
+    return pk_atomic_pool_usable_size(self, ptr);
+}
+
+static const pk_allocator_ops atomic_pool_ops = {
+    view_alloc_aligned, view_free, NULL, view_stats, view_check, view_name, view_usable_size,
+};
