@@ -730,7 +730,7 @@ static void test_interrupt_handler_allocates(void **state)
     }
     struct itimerval off = {{0, 0}, {0, 0}};
     assert_int_equal(setitimer(ITIMER_REAL, &off, NULL), 0);
-    signal(SIGALRM, SIG_DFL);
+    signal(SIGALRM, SIG_IGN); /* a signal still pending (valgrind delivers late) is dropped */
     assert_int_equal(bad, 0);
     assert_int_equal(atomic_load(&handler_bad), 0);
     assert_int_equal(atomic_load(&handler_misses), 0);

@@ -19,7 +19,12 @@
  * arena. Each function that touches the state takes it once, for O(1), and
  * releases it before the fault handler runs; every function is then ISR-safe
  * when the lock is (a PRIMASK critical section), or when only one context
- * uses the arena.
+ * uses the arena. The longest hold is alloc's bump (one alignment, one
+ * comparison, the counters); check and stats are O(1) too. A realloc through
+ * the generic view that moves a block other than the most recent copies
+ * without the lock every byte from the block up to the end of the used part
+ * (the arena does not record block sizes): blocks allocated after it are
+ * read too, which is a data race if their owners write them meanwhile.
  */
 #ifndef POOLKIT_ARENA_H
 #define POOLKIT_ARENA_H

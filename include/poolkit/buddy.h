@@ -53,7 +53,13 @@
  *
  * Thread and ISR safety: set a lock with pk_buddy_set_lock before sharing;
  * alloc and free hold it for O(log n) steps and are ISR-safe when it is (a
- * PRIMASK critical section). A slab cache over a buddy calls it with the
+ * PRIMASK critical section): alloc splits at most max_order times (max_order
+ * = log2(capacity / min_block)), free finds the block's order in at most
+ * max_order probes of the map and merges at most max_order times. Each call
+ * takes it once, but realloc: once to resize in place, and when the block
+ * moves, again for the alloc and the free, separately, copying without it.
+ * stats and reset_peaks hold it for O(1), usable_size for O(log n), check
+ * for O(N) (N slots). A slab cache over a buddy calls it with the
  * cache's own lock released, so one lock may even serve both.
  * "ISR-safe with a lock" below means: safe from an ISR when the lock is an
  * interrupt-masking critical section (bounded by the complexity stated);

@@ -39,6 +39,12 @@
  * exactly once, never nested, and release it before the fault handler runs.
  * Every function is then ISR-safe when the lock is (a PRIMASK critical
  * section), or when only one context uses the set.
+ * Longest holds: alloc O(1) (the octave table, at most as many steps as
+ * classes share an octave, one find-first-set, the pool's pop; O(class
+ * blocks) once if that pool's free list was damaged, as in pk_pool); free at
+ * most PK_CLASSES_MAX steps to find the pool (none with the usual layouts,
+ * see above), then O(1). stats is O(classes), reset_peaks O(free blocks),
+ * check O(total blocks).
  */
 #ifndef POOLKIT_CLASSES_H
 #define POOLKIT_CLASSES_H

@@ -67,7 +67,12 @@
  * before the fault handler runs. alloc and free hold it for their whole
  * O(n) walk, so they are not suited to interrupt handlers except on small
  * heaps; they are ISR-safe when the lock is (a PRIMASK critical section) or
- * only one context uses the heap.
+ * only one context uses the heap. alloc holds it for the list scan, O(free
+ * blocks); free for O(1) when a neighbour is free, else for the walk that
+ * places the block in the list, O(blocks); realloc for the whole call, which
+ * when it moves the block includes the scan, the copy of the old payload
+ * (O(size)) and the free. stats holds it for O(free blocks) (largest_free
+ * walks the free list), reset_peaks for O(1), check for O(blocks).
  */
 #ifndef POOLKIT_FIT_H
 #define POOLKIT_FIT_H

@@ -37,6 +37,14 @@
  *
  * Thread and ISR safety: set a lock with pk_heap_set_lock before sharing;
  * alloc and free hold it for a bounded time and are ISR-safe when it is.
+ * alloc and free take it once and report faults after releasing it. alloc
+ * (aligned and bounded too) holds it for O(1): two find-first-sets, at most
+ * one split and one list insert; free for O(1): at most two merges and one
+ * insert, plus a scan of at most PK_HEAP_MAX_REGIONS regions for a pointer
+ * outside the first (tests/test_heap_steps.c counts at most 7 and 5 inner
+ * steps). add_region holds it for O(PK_HEAP_MAX_REGIONS); realloc for O(1)
+ * in place, and when it moves, the alloc and the free take it separately and
+ * the copy runs without it. stats and reset_peaks are O(1), check O(blocks).
  */
 #ifndef POOLKIT_HEAP_H
 #define POOLKIT_HEAP_H

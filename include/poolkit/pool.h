@@ -24,6 +24,12 @@
  * pk_pool_set_lock (before sharing it); alloc and free are ISR-safe when the
  * lock is (a PRIMASK critical section), or when only one context uses the pool.
  * The fault handler is called after the lock is released.
+ * Each call takes the lock once (free(NULL) not at all). alloc and free hold
+ * it for O(1): a free-list pop or push (or one block carved or drawn from the
+ * reserve), a usage-map byte and the counters; only an alloc that finds a
+ * free-list link damaged by a write after free holds it for O(n), to rebuild
+ * the list once. available, usable_size and stats hold it for O(1),
+ * reset_peaks for O(free blocks), check for O(n).
  */
 #ifndef POOLKIT_POOL_H
 #define POOLKIT_POOL_H

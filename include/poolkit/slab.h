@@ -82,7 +82,11 @@
  * Thread and ISR safety: set a lock with pk_slab_set_lock before sharing the
  * cache. Allocation from a slab already made, and free, hold it for O(1); an
  * allocation that makes a slab holds it twice for O(1) (before and after the
- * page source's get and the n constructor calls, which run without it).
+ * page source's get and the n constructor calls, which run without it), and
+ * one that finds a damaged slab once more for each (the report runs
+ * between). Every other call holds it once: shrink for O(1) (it detaches the
+ * empty slabs; destructors and put run after), stats, reset_peaks and
+ * usable_size for O(1), check for O(slabs x objects per slab).
  * Each function says below whether it is ISR-safe; "ISR-safe" means: when
  * the lock is (a PRIMASK critical section, or no lock and no other user of
  * the cache), and, where the function calls out, when the page source, the
