@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh [group...]: make sure the Debian packages poolkit needs are installed.
-# Groups: build (default), test (build + valgrind, cmocka, the Arm cross compiler
-# and binutils for the port/cortex-m test), bench (build + valgrind).
+# Groups: build (default), test (build + valgrind, cmocka, the Arm cross compiler,
+# binutils and newlib headers for the Cortex-M tests), bench (build + valgrind).
 # As root, installs what is missing and says so in one line; otherwise prints
 # the sudo command to run and exits 1. Prints nothing when all is there.
 set -eu
@@ -11,7 +11,7 @@ wanted=""
 for group in "${@:-build}"; do
   case $group in
     build) wanted+=" $build" ;;
-    test)  wanted+=" $build valgrind libcmocka-dev gcc-arm-none-eabi binutils-arm-none-eabi" ;;
+    test)  wanted+=" $build valgrind libcmocka-dev gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi" ;;
     bench) wanted+=" $build valgrind" ;;
     *) echo "deps.sh: unknown group '$group' (build, test, bench)" >&2; exit 2 ;;
   esac

@@ -418,7 +418,7 @@ static bool consistent(const pk_atomic_pool *p)
     size_t length = 0;
     head_word index = atomic_load_explicit(&c->head, memory_order_acquire) & INDEX_MASK;
     while (index != NO_BLOCK) {
-        if (index >= carved || is_live(p, index) || length == free_blocks) {
+        if (index >= carved || is_live(p, (size_t)index) || length == free_blocks) {
             return false;
         }
         length++;
