@@ -2,7 +2,9 @@
 # make bench: the benchmarks, with their targets. Exits 1 if a target is MISSED.
 #
 # 1. The pool: alloc+free pairs of 64-byte blocks through function pointers for
-#    pk_pool, a bare intrusive free list (the floor) and glibc malloc.
+#    pk_pool, pk_pool with a pthread mutex (pk_pool_locked: the cost of the
+#    lock, uncontended), the lock-free pk_atomic_pool, a bare intrusive free
+#    list (the floor) and glibc malloc, on one thread.
 #    Instructions per pair come from callgrind (repeatable), net of the same
 #    loop calling empty functions; ns per pair are the median, min and max of
 #    interleaved runs (noisy on a shared machine: read them as a ratio).
@@ -15,14 +17,20 @@
 #    object (a 312-byte request descriptor) from a slab cache, whose
 #    constructor ran when the slab was made, against pk_pool and malloc
 #    constructing it at every allocation; as for the pool.
+# 4. Threads (bench/bench_threads.c): alloc+free throughput of pk_atomic_pool,
+#    pk_pool with a pthread mutex and glibc malloc with 1 and 2 threads, both
+#    threads sharing the one pool; million pairs per second over all threads
+#    (median, min, max of interleaved runs) and the 2-thread/1-thread scaling.
+#    No target: wall-clock throughput on a shared machine is too noisy.
 set -eu
 build=${1:-build/bench}
 bench=$build/bench/bench_pool
 heaps=$build/bench/bench_heaps
 slab=$build/bench/bench_slab
+threads=$build/bench/bench_threads
 pairs=100000
 target=30
-for program in "$bench" "$heaps" "$slab"; do
+for program in "$bench" "$heaps" "$slab" "$threads"; do
     [ -x "$program" ] || { echo "bench.sh: $program not built (run make bench)" >&2; exit 2; }
 done
 start=$SECONDS
@@ -42,18 +50,21 @@ empty=$(instructions empty)
 echo "Alloc+free pairs of 64-byte blocks, $(${CC:-gcc} --version | head -1), -O2, $(uname -m)"
 echo "called through function pointers; net of the loop calling empty functions"
 echo "(pk_arena: an alloc of 64 bytes, reset when full; an arena has no free)"
+echo "(pk_pool_locked: pk_pool with pk_pthread_lock, uncontended, lock and unlock included;"
+echo " pk_atomic_pool: lock-free; each atomic read-modify-write counts as one instruction"
+echo " but costs tens of cycles: compare the ns below)"
 echo
-printf '%-10s %22s\n' allocator 'instructions per pair'
+printf '%-16s %22s\n' allocator 'instructions per pair'
 status=0
 missed=()
-for mode in pk_pool freelist pk_arena malloc; do
+for mode in pk_pool pk_pool_locked pk_atomic_pool freelist pk_arena malloc; do
     total=$(instructions "$mode")
     net=$(( (total - empty + pairs / 2) / pairs ))
     note=""
     if [ "$mode" = pk_pool ]; then
         if [ "$net" -le "$target" ]; then note="(target <= $target: met)"; else note="(target <= $target: MISSED)"; status=1; missed+=("pool: instructions"); fi
     fi
-    printf '%-10s %22d  %s\n' "$mode" "$net" "$note"
+    printf '%-16s %22d  %s\n' "$mode" "$net" "$note"
 done
 echo
 "$bench" --time 2000000 15
@@ -105,6 +116,16 @@ while read -r mode; do
 done < <("$slab" --modes)
 echo
 "$slab" --time 2000000 15
+echo
+
+echo "== Threads: alloc+free throughput with 1 and 2 threads (no target: wall clock, noisy machine)"
+echo "Each thread: allocate 8 blocks of 64 bytes, write a byte into each, free them; again"
+echo "and again. With 2 threads both use the one pool (contending for its free-list head or"
+echo "its mutex); glibc malloc's threads each have their own cache. Million alloc+free pairs"
+echo "per second over all threads, from the first thread's start (at a barrier) to the"
+echo "last one's end; median, min and max of interleaved runs."
+echo
+"$threads" 2000000 11 || { echo "bench.sh: bench_threads failed" >&2; exit 2; }
 echo
 
 if [ "$status" -eq 0 ]; then
