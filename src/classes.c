@@ -520,5 +520,5 @@ static size_t view_usable_size(const void *self, const void *ptr)
 }
 
 static const pk_allocator_ops classes_ops = {
-    view_alloc_aligned, view_free, NULL, view_stats, view_check, view_name, view_usable_size,
+    view_alloc_aligned, view_free, NULL, view_stats, view_check, view_name, view_usable_size, NULL,
 };

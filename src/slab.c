@@ -690,7 +690,7 @@ static size_t view_usable_size(const void *self, const void *ptr)
 }
 
 static const pk_allocator_ops slab_ops = {
-    view_alloc_aligned, view_free, NULL, view_stats, view_check, view_name, view_usable_size,
+    view_alloc_aligned, view_free, NULL, view_stats, view_check, view_name, view_usable_size, NULL,
 };
 
 /* Page source over a buddy allocator. */

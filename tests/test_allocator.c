@@ -926,12 +926,12 @@ static void *slots_realloc(void *self, void *ptr, size_t size)
 }
 
 static const pk_allocator_ops slots_ops = {
-    slots_alloc_aligned, slots_free, NULL, slots_stats, slots_check, slots_name, slots_usable_size,
+    slots_alloc_aligned, slots_free, NULL, slots_stats, slots_check, slots_name, slots_usable_size, NULL,
 };
 
 static const pk_allocator_ops slots_ops_with_realloc = {
     slots_alloc_aligned, slots_free, slots_realloc, slots_stats,
-    slots_check,         slots_name, slots_usable_size,
+    slots_check,         slots_name, slots_usable_size, NULL,
 };
 
 static pk_allocator *slots_init(slots *s, const pk_allocator_ops *ops)

@@ -36,6 +36,7 @@
 
 #include "poolkit/allocator.h"
 #include "poolkit/common.h"
+#include "poolkit/debug.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,6 +70,9 @@ typedef struct pk_pool {
     const char *name;
     pk_lock lock;
     pk_allocator view;
+#if PK_DEBUG
+    pk_debug_state debug;
+#endif
 } pk_pool;
 
 #define PK_POOL_NONE ((size_t)-1)
@@ -78,9 +82,17 @@ typedef struct pk_pool {
 /* Layout arithmetic shared by the macros and pk_pool_init (internal). */
 #define PK_POOL_ALIGN_(align) ((size_t)((align) != 0 ? (size_t)(align) : (size_t)PK_MAX_ALIGN))
 #define PK_POOL_MAX_(a, b) ((size_t)(a) > (size_t)(b) ? (size_t)(a) : (size_t)(b))
+/* Debug builds: each block also holds its tag and guards (poolkit/debug.h). */
+#if PK_DEBUG
+#define PK_POOL_DEBUG_BYTES_(align) PK_DEBUG_OVERHEAD_(PK_POOL_ALIGN_(align))
+#define PK_POOL_DEBUG_INIT_ , PK_DEBUG_STATE_INIT_
+#else
+#define PK_POOL_DEBUG_BYTES_(align) 0u
+#define PK_POOL_DEBUG_INIT_
+#endif
 #define PK_POOL_STRIDE_(bs, align)                                                   \
-    ((PK_POOL_MAX_((bs), sizeof(size_t)) + PK_POOL_ALIGN_(align) - 1u) &             \
-     ~(PK_POOL_ALIGN_(align) - 1u))
+    ((PK_POOL_MAX_((size_t)(bs) + PK_POOL_DEBUG_BYTES_(align), sizeof(size_t)) +     \
+      PK_POOL_ALIGN_(align) - 1u) & ~(PK_POOL_ALIGN_(align) - 1u))
 #define PK_POOL_LOWBIT_(x) ((size_t)(x) & (~(size_t)(x) + 1u))
 #define PK_POOL_LOG2_POW2_(x)                                                        \
     ((unsigned)(((size_t)(x) & (size_t)0xAAAAAAAAAAAAAAAAull) != 0) |                \
@@ -158,7 +170,7 @@ typedef struct pk_pool {
                     0,                                                               \
                     #name,                                                           \
                     {0, 0, 0},                                                       \
-                    {&pk_pool_allocator_ops, &name}}
+                    {&pk_pool_allocator_ops, &name} PK_POOL_DEBUG_INIT_}
 
 /* The generic-view operations of every pool (used by PK_POOL_DEFINE). */
 extern const pk_allocator_ops pk_pool_allocator_ops;
@@ -230,6 +242,12 @@ pk_status pk_pool_set_lock(pk_pool *p, const pk_lock *lock);
 
 /* The pool's generic view. O(1). */
 pk_allocator *pk_pool_allocator(pk_pool *p);
+
+/* Debug builds record each call's site (poolkit/debug.h). */
+#if PK_DEBUG && !defined(PK_BUILDING_LIBRARY)
+#define pk_pool_alloc(p) PK_DEBUG_AT_(pk_pool_alloc(p))
+#define pk_pool_free(p, block) PK_DEBUG_AT_(pk_pool_free((p), (block)))
+#endif
 
 #ifdef __cplusplus
 }

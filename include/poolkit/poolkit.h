@@ -6,6 +6,7 @@
 #include "poolkit/version.h"
 #include "poolkit/common.h"
 #include "poolkit/allocator.h"
+#include "poolkit/debug.h"
 #include "poolkit/pool.h"
 #include "poolkit/atomic_pool.h"
 #include "poolkit/heap.h"
