@@ -12,7 +12,7 @@ RELEASE := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOOLKIT_DEBUG=OFF -DPOOLKIT_SANIT
 
 help:
 	@echo "poolkit make targets:"
-	@echo "  make demo    build build/release and run the example pool_descriptors"
+	@echo "  make demo    build build/release and run poolkit demo: malloc vs the pools, page in build/report/"
 	@echo "  make check   fast loop: one gcc build (build/check) and its unit tests"
 	@echo "  make test    everything CI checks (scripts/test.sh; PK_TEST_STAGES=... for a subset)"
 	@echo "  make bench   build build/bench (-O2) and run scripts/bench.sh"
@@ -32,7 +32,7 @@ demo:
 	scripts/deps.sh build
 	CC=gcc CXX=g++ cmake -S . -B build/release $(RELEASE) -DPOOLKIT_TESTS=OFF -DPOOLKIT_TOOLS=ON
 	cmake --build build/release -j $(NPROC)
-	build/release/pool_descriptors
+	build/release/poolkit demo --out build/report
 
 bench:
 	scripts/deps.sh bench

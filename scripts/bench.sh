@@ -22,15 +22,25 @@
 #    threads sharing the one pool; million pairs per second over all threads
 #    (median, min, max of interleaved runs) and the 2-thread/1-thread scaling.
 #    No target: wall-clock throughput on a shared machine is too noisy.
+# 5. poolkit bench (tools/bench/): every poolkit allocator against glibc
+#    malloc, jemalloc, mimalloc and tcmalloc (dlopened; a missing one is
+#    skipped with a note) on fixed 64 B pairs, a batch of 4,096 x 64 B freed in
+#    random order, and random live sets of 16 B..4 KiB and 16 B..64 KiB: ns per
+#    call (median, min, max of 5 runs), per-call latency percentiles and max,
+#    and instructions per call from callgrind for poolkit and glibc (one
+#    callgrind run per allocator and workload, counted inside the loop only,
+#    net of the harness). Tables here and build/report/bench.html.
+#    No target: the comparison is the point.
 set -eu
 build=${1:-build/bench}
 bench=$build/bench/bench_pool
 heaps=$build/bench/bench_heaps
 slab=$build/bench/bench_slab
 threads=$build/bench/bench_threads
+poolkit=$build/poolkit
 pairs=100000
 target=30
-for program in "$bench" "$heaps" "$slab" "$threads"; do
+for program in "$bench" "$heaps" "$slab" "$threads" "$poolkit"; do
     [ -x "$program" ] || { echo "bench.sh: $program not built (run make bench)" >&2; exit 2; }
 done
 start=$SECONDS
@@ -126,6 +136,27 @@ echo "per second over all threads, from the first thread's start (at a barrier) 
 echo "last one's end; median, min and max of interleaved runs."
 echo
 "$threads" 2000000 11 || { echo "bench.sh: bench_threads failed" >&2; exit 2; }
+echo
+
+echo "== poolkit bench: poolkit's allocators against glibc, jemalloc, mimalloc, tcmalloc"
+# Instructions per call: `poolkit bench --count list` names the pairs
+# (workload, allocator; the harness "null" included), each counted in its
+# own callgrind run over 100,000 calls; poolkit bench nets them and shows them.
+counts=$build/bench_instructions.txt
+: >"$counts"
+while read -r workload allocator; do
+    out=$(valgrind --tool=callgrind --toggle-collect=bench_counted_loop --callgrind-out-file=/dev/null \
+        "$poolkit" bench --count "$workload:$allocator" --ops 100000 2>&1 </dev/null) || true
+    calls=$(awk -v w="$workload" -v a="$allocator" '$1 == w && $2 == a && $4 == "calls" {print $3}' <<<"$out")
+    total=$(awk '/Collected/ {print $4}' <<<"$out")
+    if [ -z "$calls" ] || [ -z "$total" ]; then
+        echo "$out" >&2
+        echo "bench.sh: callgrind run of poolkit bench --count $workload:$allocator failed" >&2
+        exit 2
+    fi
+    echo "$workload $allocator $calls $total" >>"$counts"
+done < <("$poolkit" bench --count list)
+"$poolkit" bench --instructions "$counts" --out build/report || { echo "bench.sh: poolkit bench failed" >&2; exit 2; }
 echo
 
 if [ "$status" -eq 0 ]; then

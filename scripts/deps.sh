@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # deps.sh [group...]: make sure the Debian packages poolkit needs are installed.
-# Groups: build (default), test (build + valgrind, cmocka, the Arm cross compiler,
-# binutils and newlib headers for the Cortex-M tests), bench (build + valgrind).
+# Groups: build (default; gnuplot draws the report pages' plots), test (build +
+# valgrind, cmocka, the Arm cross compiler, binutils and newlib headers for the
+# Cortex-M tests, chromium and python3 for the report's end-to-end test), bench
+# (build + valgrind, and jemalloc, mimalloc and tcmalloc for `poolkit bench`,
+# which test also installs for the bench smoke test).
 # As root, installs what is missing and says so in one line; otherwise prints
 # the sudo command to run and exits 1. Prints nothing when all is there.
 set -eu
 
-build="cmake make gcc g++ clang pkg-config libc6-dev"
+build="cmake make gcc g++ clang pkg-config libc6-dev gnuplot-nox"
 wanted=""
 for group in "${@:-build}"; do
   case $group in
     build) wanted+=" $build" ;;
-    test)  wanted+=" $build valgrind libcmocka-dev gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi" ;;
-    bench) wanted+=" $build valgrind" ;;
+    test)  wanted+=" $build valgrind libcmocka-dev gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi chromium python3 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4" ;;
+    bench) wanted+=" $build valgrind libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4" ;;
     *) echo "deps.sh: unknown group '$group' (build, test, bench)" >&2; exit 2 ;;
   esac
 done

@@ -29,7 +29,7 @@ run_stage() {
                    ctest_opts=(-E 'install_consumer|abi_guard|freestanding_core|cortex_m_') ;;
     valgrind)      opts=(-DPK_RANDOM_OPS=10000)  # fewer randomized ops under valgrind
                    # scripts, not programs: nothing of ours for memcheck to see
-                   ctest_opts=(-E 'install_consumer|abi_guard|freestanding_core|cortex_m_' -T memcheck
+                   ctest_opts=(-E 'install_consumer|abi_guard|freestanding_core|cortex_m_|demo_e2e' -T memcheck
                      --overwrite MemoryCheckCommand="$(command -v valgrind)"
                      --overwrite MemoryCheckCommandOptions="$VALGRIND_OPTS") ;;
     *) results+=("$(printf "%-14s unknown stage" "$name")"); failed=$((failed + 1)); return ;;
