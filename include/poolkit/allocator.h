@@ -83,6 +83,15 @@ pk_status pk_check(pk_allocator *a);
 /* The allocator's name; never NULL. O(1). */
 const char *pk_name(const pk_allocator *a);
 
+/* Debug builds record each call's site (poolkit/common.h). */
+#if PK_DEBUG && !defined(PK_BUILDING_LIBRARY)
+#define pk_alloc(a, size) PK_DEBUG_AT_(pk_alloc((a), (size)))
+#define pk_alloc_aligned(a, size, align) PK_DEBUG_AT_(pk_alloc_aligned((a), (size), (align)))
+#define pk_calloc(a, n, size) PK_DEBUG_AT_(pk_calloc((a), (n), (size)))
+#define pk_realloc(a, ptr, size) PK_DEBUG_AT_(pk_realloc((a), (ptr), (size)))
+#define pk_free(a, ptr) PK_DEBUG_AT_(pk_free((a), (ptr)))
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -50,17 +50,7 @@ void pk_set_owner(uint32_t owner);
  * allocation; NULL goes back to pk_set_owner's value. O(1). */
 void pk_set_owner_source(uint32_t (*fn)(void));
 
-/* Records the call site of the next poolkit call on this thread (hosted) or
- * context. The allocators' headers wrap their functions in macros that call
- * it in debug builds, so `pk_pool_alloc(&p)` records its file and line while
- * the function keeps its name and address. */
-void pk_debug_site(const char *file, int line);
-
-#if PK_DEBUG && !defined(PK_BUILDING_LIBRARY)
-#define PK_DEBUG_AT_(call) (pk_debug_site(__FILE__, __LINE__), call)
-#else
-#define PK_DEBUG_AT_(call) call
-#endif
+/* pk_debug_site and PK_DEBUG_AT_ are in poolkit/common.h. */
 
 /* Internal: the tag in front of every debug block (after alignment padding,
  * before the front guard), public only so that sizing macros can count it. */
