@@ -298,9 +298,7 @@ pk_status pk__pool_debug_free(pk_pool *p, void *ptr, pk__pool_faults *out)
     return status;
 }
 
-/* Reports the faults noted, in order, with no lock held; returns the first
- * one's kind of the given call (or PK_OK). */
-static void report_noted(const pk__pool_faults *out, const char *name, pk__site site)
+void pk__pool_report_noted(const pk__pool_faults *out, const char *name, pk__site site)
 {
     for (size_t i = 0; i < out->count; i++) {
         (void)pk__debug_report(out->f[i].kind, name, out->f[i].ptr, out->f[i].tagged ? &out->f[i].tag : NULL,
@@ -316,7 +314,7 @@ static void *debug_alloc(pk_pool *p, size_t size)
     void *block = pk__pool_debug_alloc(p, size, site, &out);
     const char *name = pool_name(p);
     pk__unlock(&p->lock);
-    report_noted(&out, name, site);
+    pk__pool_report_noted(&out, name, site);
     return block;
 }
 
@@ -395,7 +393,7 @@ pk_status pk_pool_free(pk_pool *p, void *block)
     pk_status status = pk__pool_debug_free(p, block, &out);
     const char *name = pool_name(p);
     pk__unlock(&p->lock);
-    report_noted(&out, name, site);
+    pk__pool_report_noted(&out, name, site);
     return status;
 #else
     return pk__pool_push_fast(p, block) ? PK_OK : free_slow(p, block);
@@ -567,6 +565,17 @@ static size_t granted_block(const void *self, const unsigned char *raw)
     (void)raw;
     return ((const pk_pool *)self)->stride;
 }
+
+pk_status pk__pool_debug_check(const pk_pool *p, pk_debug_tag *tag, const unsigned char **where)
+{
+    /* Every live or quarantined block's tag, guards and poison; the pool's
+     * live blocks are the clients' and the quarantined ones. */
+    *where = NULL;
+    if (p->debug.live + p->debug.held != live_blocks(p)) {
+        return PK_ERR_CORRUPT;
+    }
+    return pk__debug_check(&p->debug, granted_block, p, tag, where);
+}
 #endif
 
 pk_status pk_pool_check(const pk_pool *p)
@@ -574,12 +583,9 @@ pk_status pk_pool_check(const pk_pool *p)
     pk__lock(&p->lock);
     bool ok = pk__pool_consistent(p);
 #if PK_DEBUG
-    /* Every live or quarantined block's tag, guards and poison. */
     pk_debug_tag tag;
     const unsigned char *where = NULL;
-    pk_status status = ok && p->debug.live + p->debug.held == live_blocks(p)
-                           ? pk__debug_check(&p->debug, granted_block, p, &tag, &where)
-                           : PK_ERR_CORRUPT;
+    pk_status status = ok ? pk__pool_debug_check(p, &tag, &where) : PK_ERR_CORRUPT;
     const char *name = pool_name(p);
     pk__unlock(&p->lock);
     pk__site none = {NULL, 0};
@@ -606,7 +612,8 @@ pk_status pk_pool_set_lock(pk_pool *p, const pk_lock *lock)
     *active_head(p) = PK_POOL_NONE;
     p->lock = chosen;
     *active_head(p) = list;
-    p->fast_limit = p->lock.lock != NULL ? 0 : p->carved;
+    /* (Debug builds have no fast path: fast_limit stays 0.) */
+    p->fast_limit = p->lock.lock != NULL || PK_DEBUG ? 0 : p->carved;
     return PK_OK;
 }
 
@@ -624,7 +631,11 @@ static void *view_alloc_aligned(void *self, size_t size, size_t align)
         pk__lock(&p->lock);
         p->rejected++;
         pk__unlock(&p->lock);
+#if PK_DEBUG
+        (void)pk__debug_report(PK_ERR_INVALID_ARG, pool_name(p), NULL, NULL, pk__debug_take_site());
+#else
         (void)pk_report_fault(PK_ERR_INVALID_ARG, pool_name(p), NULL);
+#endif
         return NULL;
     }
     if (size > p->block_size || align > p->align) {

@@ -108,6 +108,16 @@ typedef struct {
  * (PK_ERR_GUARD_CORRUPT: freed all the same). */
 void *pk__pool_debug_alloc(pk_pool *p, size_t size, pk__site site, pk__pool_faults *out);
 pk_status pk__pool_debug_free(pk_pool *p, void *ptr, pk__pool_faults *out);
+
+/* Reports the faults noted by one call, in order, with name and the call's
+ * site; call it with no lock held. */
+void pk__pool_report_noted(const pk__pool_faults *out, const char *name, pk__site site);
+
+/* pk_pool_check's debug part, after pk__pool_consistent said true: the
+ * counts of the debug lists against the pool's, then every live block's tag
+ * and guards and every quarantined block's poison. PK_OK or the problem,
+ * with *where the user pointer concerned (or NULL) and *tag its tag. O(n). */
+pk_status pk__pool_debug_check(const pk_pool *p, pk_debug_tag *tag, const unsigned char **where);
 #endif
 
 #endif

@@ -27,6 +27,9 @@
 
 #include "core/internal.h"
 #include "poolkit/buddy.h"
+#if PK_DEBUG
+#include "buddy_pages.h"
+#endif
 #include "poolkit/pool.h" /* PK_POOL_INV_ODD_, PK_POOL_ODD_: the exact-division inverse */
 #include "poolkit/slab.h"
 
@@ -695,15 +698,26 @@ static const pk_allocator_ops slab_ops = {
 
 /* Page source over a buddy allocator. */
 
+/* Debug builds: pages go round the buddy's tags and guards (a slab is a
+ * whole block aligned to its size; the cache guards its objects itself):
+ * src/buddy_pages.h. */
 static void *buddy_get(void *ctx, size_t size, size_t align)
 {
+#if PK_DEBUG
+    return pk__buddy_page_get(ctx, size, align);
+#else
     return pk_buddy_alloc_aligned(ctx, size, align);
+#endif
 }
 
 static void buddy_put(void *ctx, void *page, size_t size)
 {
     (void)size;
+#if PK_DEBUG
+    (void)pk__buddy_page_put(ctx, page); /* a misuse is the buddy's to report */
+#else
     (void)pk_buddy_free(ctx, page); /* a misuse is the buddy's to report */
+#endif
 }
 
 pk_page_source pk_page_source_buddy(struct pk_buddy *b)

@@ -1406,11 +1406,24 @@ static void test_buddy_source(void **state)
         assert_int_equal(pk_slab_free(&c, objs[i]), PK_OK);
     }
     assert_int_equal(pk_slab_shrink(&c), 1);
+#if PK_DEBUG
+    /* Debug builds: the buddy's tag and guards share the 2048-byte block, so
+     * the client has less of it, from past the tag; the slab header would be
+     * at the block's (2048-aligned) start + 2048 all the same. */
+    size_t held = 2048 - PK_BUDDY_DEBUG_OVERHEAD(0);
+    unsigned char *block = pk_buddy_alloc(&b, held);
+    assert_non_null(block);
+    memset(block, 0xA5, held);
+    expect_rejected(&c, block + 64, PK_ERR_FOREIGN_PTR);
+    unsigned char *start = (unsigned char *)((uintptr_t)block & ~(uintptr_t)2047);
+    memcpy(start + 2048 - PK_SLAB_HEADER_SIZE + sizeof(uintptr_t), &(void *){&c}, sizeof(void *));
+#else
     unsigned char *block = pk_buddy_alloc(&b, 2048);
     assert_non_null(block);
     memset(block, 0xA5, 2048);
     expect_rejected(&c, block + 64, PK_ERR_FOREIGN_PTR);
     memcpy(block + 2048 - PK_SLAB_HEADER_SIZE + sizeof(uintptr_t), &(void *){&c}, sizeof(void *));
+#endif
     expect_rejected(&c, block + 64, PK_ERR_FOREIGN_PTR); /* the owner alone proves nothing */
     assert_int_equal(pk_buddy_free(&b, block), PK_OK);
 
@@ -1550,9 +1563,15 @@ static void test_buddy_fault_handler_runs_unlocked(void **state)
     assert_int_equal(pk_slab_set_lock(&c, &l), PK_OK);
     memset(&probe, 0, sizeof probe);
     pk_set_fault_handler(lock_probe_fault, NULL);
-    unsigned char *p = pk_buddy_alloc(&b, 256);
+    /* (Debug builds: a 256-byte block holds the buddy's tag and guards too.) */
+    unsigned char *p = pk_buddy_alloc(&b, 256 - PK_BUDDY_DEBUG_OVERHEAD(16));
     assert_non_null(p);
     assert_int_equal(pk_buddy_free(&b, p), PK_OK);
+#if PK_DEBUG
+    /* Debug builds: p follows the buddy's tag; its links are at the block's
+     * start (freed at once: nothing else is live, the quarantine empties). */
+    p -= PK_BUDDY_DEBUG_OVERHEAD(16) - PK_GUARD_SIZE;
+#endif
     memset(p, 0xAB, 16); /* a write after free into the buddy's metadata */
     assert_null(pk_slab_alloc(&c)); /* grows: the buddy's get finds the damage */
     pk_set_fault_handler(count_fault, NULL);

@@ -20,6 +20,18 @@
  * free-list links damaged by a write after free (found at alloc, reported as
  * PK_ERR_CORRUPT, the free list is then rebuilt from the usage map).
  *
+ * Debug builds (PK_DEBUG, poolkit/debug.h): each block also holds a tag and
+ * guards (the stride and PK_POOL_BUFFER_SIZE include them; the pointer handed
+ * out lies after the tag and front guard), new blocks are filled, freed
+ * blocks poisoned and held in a quarantine of PK_QUARANTINE_SIZE blocks that
+ * count as free (an alloc drains it rather than fail; it empties when no
+ * block is live). Also reported, with the block's allocation site and owner
+ * and the call's site: PK_ERR_GUARD_CORRUPT (guard bytes written, found by
+ * free, which frees the block all the same, or by check),
+ * PK_ERR_USE_AFTER_FREE (poison written: found when the block leaves the
+ * quarantine, is handed out again, or by check), PK_ERR_DOUBLE_FREE of a
+ * quarantined block. There is no fast path: each call takes the lock.
+ *
  * Thread and ISR safety: a pool is safe to share once a lock is set with
  * pk_pool_set_lock (before sharing it); alloc and free are ISR-safe when the
  * lock is (a PRIMASK critical section), or when only one context uses the pool.
@@ -208,12 +220,14 @@ size_t pk_pool_available(const pk_pool *p);
  * free). O(1), ISR-safe, takes no lock. */
 bool pk_pool_owns(const pk_pool *p, const void *ptr);
 
-/* Bytes usable at block: the block size if block is a live block of the pool,
+/* Bytes usable at block: the block size if block is a live block of the pool
+ * (debug builds: the size requested: the block size for pk_pool_alloc),
  * else 0 (no fault). O(1); takes the lock. */
 size_t pk_pool_usable_size(const pk_pool *p, const void *block);
 
 /* Statistics (see pk_stats): capacity = blocks x block size, in_use = live
- * blocks x block size, requested = in_use, largest_free = the block size when
+ * blocks x block size, requested = in_use (debug builds: exact, for blocks
+ * from the generic view), largest_free = the block size when
  * a block is free. O(1); takes the lock. */
 void pk_pool_stats(const pk_pool *p, pk_stats *out);
 

@@ -84,6 +84,12 @@ pk_status pk__debug_check(const pk_debug_state *d, size_t (*granted_of)(const vo
 /* The user pointer and tag of a live block, for the leak walks (oldest first). */
 void pk__debug_walk(const pk_debug_state *d, uint64_t since, pk_leak_fn cb, void *ctx);
 
+/* pk__debug_walk over the n states of an allocator made of several (the
+ * pools of a pk_classes set): their live blocks merged, oldest first across
+ * all of them. cursors is scratch room for n pointers. O(live x n). */
+void pk__debug_walk_merged(const pk_debug_state *const *states, size_t n, const unsigned char **cursors,
+                           uint64_t since, pk_leak_fn cb, void *ctx);
+
 /* The requested size of a live block (usable_size in debug builds). */
 size_t pk__debug_size(const unsigned char *user);
 
@@ -91,6 +97,54 @@ size_t pk__debug_size(const unsigned char *user);
  * site; returns kind. Call with no lock held. */
 pk_status pk__debug_report(pk_status kind, const char *allocator, const void *ptr, const pk_debug_tag *tag,
                            pk__site call);
+
+/* For an allocator that keeps no lists (the lock-free pool: a block belongs
+ * to one thread between alloc and free, and a shared list would need a
+ * lock). Its own usage map says which blocks are live; the tag is read with
+ * pk__debug_inspect (which says PK_OK for a block retired this way: the tag
+ * is left as it was, so that a racing double free reads it without a write
+ * to race with).
+ * setup_unlisted: pk__debug_setup without the live list and the counters.
+ * retire_unlisted: verifies and restores guards, padding and tail
+ * (PK_ERR_GUARD_CORRUPT if damaged, else PK_OK), poisons every byte from user
+ * to the block's end, and closes the whole block to Valgrind and ASan until
+ * it is set up again; *tag is the block's tag (inspect said PK_OK).
+ * poison_intact: the poison of len bytes at user, of a block retired so
+ * (verify_poison opens them to the tools, for a block handed out next; this
+ * leaves them closed): PK_OK or PK_ERR_USE_AFTER_FREE.
+ * check_block: a live block's tag (valid and live, else PK_ERR_CORRUPT) and
+ * guards, padding and tail up to granted (PK_ERR_GUARD_CORRUPT); *tag its tag. */
+unsigned char *pk__debug_setup_unlisted(unsigned char *raw, size_t granted, size_t size, size_t align,
+                                        pk__site site);
+pk_status pk__debug_retire_unlisted(unsigned char *user, size_t granted, pk_debug_tag *tag);
+pk_status pk__debug_poison_intact(const unsigned char *user, size_t len);
+pk_status pk__debug_check_block(const unsigned char *user, size_t granted, pk_debug_tag *tag);
+
+/* For allocators whose blocks keep their bytes while free (slab objects stay
+ * constructed) or that reclaim everything at once (the arena): no new-fill,
+ * no poison, no quarantine. Added for slab, arena and buddy.
+ * setup_kept: pk__debug_setup without touching the user bytes (they stay
+ * as they are: a constructed object).
+ * release: a live block (inspect said PK_OK) leaves the live list, its
+ * guards verified and restored (PK_ERR_GUARD_CORRUPT if damaged, else
+ * PK_OK), its user bytes kept but closed to the tools; its tag then says
+ * "freed" (inspect: PK_ERR_DOUBLE_FREE) though it is on no list.
+ * resize: a live block grows or shrinks in place to size bytes (granted:
+ * its new extent, old_granted its old one; 0 for "prefix, size and the rear
+ * guard exactly"): guards verified first (PK_ERR_GUARD_CORRUPT if damaged,
+ * else PK_OK), then rewritten; new bytes new-filled; requested follows.
+ * pop_live: takes the oldest live block off the list (an allocator freeing
+ * everything at once), its guards verified (*damaged: PK_ERR_GUARD_CORRUPT,
+ * else PK_OK; *tag its tag); returns its user pointer, NULL when none.
+ * open: bytes go back to the allocator (opened to ASan and Valgrind), e.g.
+ * a slab given back to its page source or an arena reset. */
+unsigned char *pk__debug_setup_kept(pk_debug_state *d, unsigned char *raw, size_t granted, size_t size,
+                                    size_t align, pk__site site);
+pk_status pk__debug_release(pk_debug_state *d, unsigned char *user, size_t granted);
+pk_status pk__debug_resize(pk_debug_state *d, unsigned char *user, size_t old_granted, size_t size, size_t granted);
+unsigned char *pk__debug_pop_live(pk_debug_state *d, size_t (*granted_of)(const void *self, const unsigned char *raw),
+                                  const void *self, pk_debug_tag *tag, pk_status *damaged);
+void pk__debug_open(const void *p, size_t n);
 
 #endif /* PK_DEBUG */
 #endif
