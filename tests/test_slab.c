@@ -113,6 +113,23 @@ typedef struct {
     unsigned char payload[40];
 } object;
 
+/* Debug builds: each object's stride also carries its tag and guards
+ * (PK_DEBUG_OVERHEAD_, slab.h) and the pointer handed out lies after the
+ * tag and front guard (DBG_PREFIX), so layouts worked out by hand use these;
+ * in release builds they are the plain ones. */
+#if PK_DEBUG
+#define DBG_OVH(align) PK_DEBUG_OVERHEAD_(align)
+#define DBG_PREFIX(align) PK_DEBUG_PREFIX_(align)
+#else
+#define DBG_OVH(align) ((size_t)0)
+#define DBG_PREFIX(align) ((size_t)0)
+#endif
+static size_t stride_of(size_t obj_size, size_t align)
+{
+    return (obj_size + DBG_OVH(align) + align - 1) & ~(align - 1);
+}
+#define OBJ_STRIDE stride_of(sizeof(object), _Alignof(max_align_t))
+
 static struct {
     unsigned ctors, dtors;
     bool allow_dtor;
@@ -209,7 +226,7 @@ static void test_init_rejects_bad_arguments(void **state)
     assert_int_equal(pk_slab_init(&c, "x", 32, 0, NULL, NULL, NULL, &src, 64), PK_ERR_INVALID_ARG);
     assert_int_equal(pk_slab_init(&c, "x", 1, 1, NULL, NULL, NULL, &src, PK_SLAB_HEADER_SIZE),
                      PK_ERR_INVALID_ARG);
-    size_t room = 128 - PK_SLAB_HEADER_SIZE; /* one object of room - 2 bytes fits, one more byte not */
+    size_t room = 128 - PK_SLAB_HEADER_SIZE - DBG_OVH(1); /* one object of room - 2 bytes fits, one more byte not */
     assert_int_equal(pk_slab_init(&c, "x", room - 1, 1, NULL, NULL, NULL, &src, 128), PK_ERR_INVALID_ARG);
     assert_int_equal(pk_slab_init(&c, "x", 2000, 0, NULL, NULL, NULL, &src, 1024), PK_ERR_INVALID_ARG);
     assert_int_equal(pk_slab_init(&c, "x", 64, 2048, NULL, NULL, NULL, &src, 1024), PK_ERR_INVALID_ARG);
@@ -230,9 +247,11 @@ static void test_init_rejects_bad_arguments(void **state)
     assert_int_equal(pk_slab_objects_per_slab(0, 0, 1024), 0);
     assert_int_equal(pk_slab_objects_per_slab(32, 0, 1000), 0);
     /* (1024 - header) / (32 + 2) objects of 32 bytes. */
-    assert_int_equal(pk_slab_objects_per_slab(32, 0, 1024), (1024 - PK_SLAB_HEADER_SIZE) / 34);
-    /* At most 65533 objects per slab. */
-    assert_int_equal(pk_slab_objects_per_slab(1, 1, (size_t)1 << 20), 65533);
+    assert_int_equal(pk_slab_objects_per_slab(32, 0, 1024),
+                     (1024 - PK_SLAB_HEADER_SIZE) / (stride_of(32, _Alignof(max_align_t)) + 2));
+    /* At most 65533 objects per slab (debug builds: 1-byte objects have
+     * 80-odd-byte strides, so the cap needs a larger slab). */
+    assert_int_equal(pk_slab_objects_per_slab(1, 1, (size_t)1 << (PK_DEBUG ? 23 : 20)), 65533);
     assert_int_equal(faults.calls, 0);
     assert_int_equal(src_state.gets, 0); /* init takes no slab */
 }
@@ -286,14 +305,16 @@ static void fill_cache(size_t obj_size, size_t align, size_t slab_size, size_t s
 static void test_alloc_every_object(void **state)
 {
     (void)state;
-    fill_cache(1, 1, 128, 3);
+    /* Debug builds: a 1-byte object and its tag and guards need more than a
+     * 128-byte slab. */
+    fill_cache(1, 1, PK_DEBUG ? 256 : 128, 3);
     fill_cache(8, 0, 256, 4);
     fill_cache(24, 8, 1024, 5);
     fill_cache(sizeof(object), 0, 1024, 7);
     fill_cache(100, 4, 4096, 3);
     fill_cache(64, 64, 4096, 2);
     fill_cache(1000, 0, 4096, 4); /* large objects: 4 per slab */
-    fill_cache(4096 - PK_SLAB_HEADER_SIZE - 2, 1, 4096, 3); /* one per slab */
+    fill_cache(4096 - PK_SLAB_HEADER_SIZE - 2 - DBG_OVH(1), 1, 4096, 3); /* one per slab */
     fill_cache(3, 1, 4096, 2);
 }
 
@@ -638,13 +659,13 @@ static void test_misuse_cases(void **state)
     unsigned char *end = (unsigned char *)slab_a + 1024;
     expect_rejected(&c, end - 1, PK_ERR_MISALIGNED_PTR);                         /* header */
     expect_rejected(&c, end - PK_SLAB_HEADER_SIZE - 1, PK_ERR_MISALIGNED_PTR);   /* links */
-    expect_rejected(&c, a + per_slab * sizeof(object), PK_ERR_MISALIGNED_PTR);   /* past the last object */
+    expect_rejected(&c, a + per_slab * OBJ_STRIDE, PK_ERR_MISALIGNED_PTR);       /* past the last object */
     expect_rejected(&c, (unsigned char *)more[1] - 1, PK_ERR_MISALIGNED_PTR);
 
     /* Double frees: freed, and never handed out. */
     assert_int_equal(pk_slab_free(&c, b), PK_OK);
     expect_rejected(&c, b, PK_ERR_DOUBLE_FREE);
-    expect_rejected(&c, (unsigned char *)more[per_slab - 1] + sizeof(object), PK_ERR_DOUBLE_FREE); /* never handed out */
+    expect_rejected(&c, (unsigned char *)more[per_slab - 1] + OBJ_STRIDE, PK_ERR_DOUBLE_FREE); /* never handed out */
     assert_int_equal(pk_slab_free(&c, NULL), PK_OK);
     assert_int_equal(faults.calls, 0);
 
@@ -676,7 +697,9 @@ static void test_misuse_through_the_driver(void **state)
 {
     (void)state;
     static const size_t sizes[] = {1, 8, 24, 64, 100, 1000};
-    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    /* Debug builds: the driver chains blocks through their first 8 bytes,
+     * which a 1-byte object's rear guard rightly reports: from 8 bytes up. */
+    for (size_t i = PK_DEBUG ? 1 : 0; i < sizeof sizes / sizeof *sizes; i++) {
         pk_page_source src = make_source(4096, 6);
         pk_slab_cache c;
         assert_int_equal(pk_slab_init(&c, "driven", sizes[i], 0, NULL, NULL, NULL, &src, 4096), PK_OK);
@@ -850,10 +873,12 @@ static void test_check_finds_free_list_damage(void **state)
 static void test_damaged_slab_set_aside(void **state)
 {
     (void)state;
-    pk_page_source src = make_source(256, PAGES);
+    /* Debug builds: larger slabs, for a few objects with their tags and guards. */
+    const size_t SLAB_SZ = PK_DEBUG ? 1024 : 256;
+    pk_page_source src = make_source(SLAB_SZ, PAGES);
     pk_slab_cache c;
-    assert_int_equal(pk_slab_init(&c, "small", 32, 0, NULL, NULL, NULL, &src, 256), PK_OK);
-    size_t per_slab = pk_slab_objects_per_slab(32, 0, 256);
+    assert_int_equal(pk_slab_init(&c, "small", 32, 0, NULL, NULL, NULL, &src, SLAB_SZ), PK_OK);
+    size_t per_slab = pk_slab_objects_per_slab(32, 0, SLAB_SZ);
     assert_true(per_slab >= 2 && per_slab <= 64);
     unsigned char *o[2][64];
     for (size_t k = 0; k < 2; k++) {
@@ -866,9 +891,11 @@ static void test_damaged_slab_set_aside(void **state)
     assert_int_equal(pk_slab_free(&c, o[0][0]), PK_OK);            /* slab A: first partial */
     /* A client overflow past A's last object through its slack into the
      * links of objects 0 and 1: object 0's link now reads "live". */
-    unsigned char *a = (unsigned char *)((uintptr_t)o[0][0] & ~(uintptr_t)255);
-    unsigned char *links_a = a + 256 - PK_SLAB_HEADER_SIZE - per_slab * sizeof(uint16_t);
-    unsigned char *past = o[0][per_slab - 1] + 32;
+    unsigned char *a = (unsigned char *)((uintptr_t)o[0][0] & ~(uintptr_t)(SLAB_SZ - 1));
+    unsigned char *links_a = a + SLAB_SZ - PK_SLAB_HEADER_SIZE - per_slab * sizeof(uint16_t);
+    /* (Debug builds: from the end of the last object's rear guard and tail,
+     * which stay intact, so its free reports nothing.) */
+    unsigned char *past = o[0][per_slab - 1] - DBG_PREFIX(_Alignof(max_align_t)) + stride_of(32, _Alignof(max_align_t));
     memset(past, 0xFF, (size_t)(links_a + 2 * sizeof(uint16_t) - past));
 
     assert_ptr_equal(pk_slab_alloc(&c), o[1][per_slab - 1]);
@@ -881,7 +908,7 @@ static void test_damaged_slab_set_aside(void **state)
     for (size_t i = 0; i < per_slab; i++) {
         unsigned char *x = pk_slab_alloc(&c);
         assert_non_null(x);
-        assert_true(x < a || x >= a + 256);
+        assert_true(x < a || x >= a + SLAB_SZ);
     }
     assert_int_equal(src_state.gets, gets + 1);
     assert_int_equal(faults.calls, 0);
@@ -906,15 +933,15 @@ static void test_damaged_slab_set_aside(void **state)
     /* With no other slab to be had: NULL, one fault, and the next call does
      * not see the damaged slab again. */
     pk_slab_cache d;
-    src = make_source(256, 1);
-    assert_int_equal(pk_slab_init(&d, "one page", 32, 0, NULL, NULL, NULL, &src, 256), PK_OK);
+    src = make_source(SLAB_SZ, 1);
+    assert_int_equal(pk_slab_init(&d, "one page", 32, 0, NULL, NULL, NULL, &src, SLAB_SZ), PK_OK);
     for (size_t i = 0; i < per_slab; i++) {
         o[0][i] = pk_slab_alloc(&d);
         assert_non_null(o[0][i]);
     }
     assert_int_equal(pk_slab_free(&d, o[0][0]), PK_OK);
-    a = (unsigned char *)((uintptr_t)o[0][0] & ~(uintptr_t)255);
-    links_a = a + 256 - PK_SLAB_HEADER_SIZE - per_slab * sizeof(uint16_t);
+    a = (unsigned char *)((uintptr_t)o[0][0] & ~(uintptr_t)(SLAB_SZ - 1));
+    links_a = a + SLAB_SZ - PK_SLAB_HEADER_SIZE - per_slab * sizeof(uint16_t);
     memset(links_a, 0xFF, sizeof(uint16_t));
     pk_lock l = {counting_lock, counting_unlock, &lock_calls};
     assert_int_equal(pk_slab_set_lock(&d, &l), PK_OK);
@@ -974,8 +1001,8 @@ static void test_colouring(void **state)
     /* 100-byte objects aligned to 4 on 1 KiB slabs: 9 objects (900 + 18 bytes
      * of links + the header), the rest is slack. */
     size_t per_slab = pk_slab_objects_per_slab(100, 4, 1024);
-    assert_int_equal(per_slab, (1024 - PK_SLAB_HEADER_SIZE) / 102);
-    size_t slack = 1024 - PK_SLAB_HEADER_SIZE - per_slab * 102;
+    assert_int_equal(per_slab, (1024 - PK_SLAB_HEADER_SIZE) / (stride_of(100, 4) + 2));
+    size_t slack = 1024 - PK_SLAB_HEADER_SIZE - per_slab * (stride_of(100, 4) + 2);
     size_t colours = slack / 4 + 1;
     pk_page_source src = make_source(1024, PAGES);
     pk_slab_cache c;
@@ -988,7 +1015,7 @@ static void test_colouring(void **state)
         }
         size_t colour = (size_t)((uintptr_t)first & 1023);
         assert_int_equal(colour, (s % colours) * 4);
-        assert_true(colour + per_slab * 100 <= 1024 - PK_SLAB_HEADER_SIZE - 2 * per_slab);
+        assert_true(colour + per_slab * stride_of(100, 4) <= 1024 - PK_SLAB_HEADER_SIZE - 2 * per_slab);
     }
     assert_check_ok(&c);
     /* No slack: every colour is 0. */
@@ -1446,12 +1473,15 @@ static void test_buddy_source(void **state)
 static void test_buddy_source_alignment(void **state)
 {
     (void)state;
+    /* Debug builds: every size 4 times larger, for 8-byte objects with their
+     * tags and guards (the same cases, scaled). */
+    const size_t K = PK_DEBUG ? 4 : 1;
     pk_buddy b;
-    /* A base aligned to 16 only (not 32): 64-byte slabs cannot be had. */
+    /* A base aligned to 16 only (not 32): 64-byte (x K) slabs cannot be had. */
     assert_int_equal(pk_buddy_init(&b, buddy_buf + 16, 4096, 16), PK_OK);
     pk_page_source src = pk_page_source_buddy(&b);
     pk_slab_cache c;
-    assert_int_equal(pk_slab_init(&c, "unaligned", 8, 8, NULL, NULL, NULL, &src, 64), PK_OK);
+    assert_int_equal(pk_slab_init(&c, "unaligned", 8, 8, NULL, NULL, NULL, &src, 64 * K), PK_OK);
     assert_null(pk_slab_alloc(&c));
     pk_stats s = stats_of(&c);
     assert_int_equal(s.failures, 1);
@@ -1461,9 +1491,9 @@ static void test_buddy_source_alignment(void **state)
     assert_check_ok(&c);
 
     /* Slabs no larger than min_block: any buddy block is aligned enough. */
-    assert_int_equal(pk_buddy_init(&b, buddy_buf + 256, 8192, 256), PK_OK);
+    assert_int_equal(pk_buddy_init(&b, buddy_buf + 256 * K, 8192 * K, 256 * K), PK_OK);
     src = pk_page_source_buddy(&b);
-    assert_int_equal(pk_slab_init(&c, "small slabs", 8, 8, NULL, NULL, NULL, &src, 256), PK_OK);
+    assert_int_equal(pk_slab_init(&c, "small slabs", 8, 8, NULL, NULL, NULL, &src, 256 * K), PK_OK);
     for (size_t i = 0; i < 100; i++) {
         unsigned char *o = pk_slab_alloc(&c);
         assert_non_null(o);
@@ -1471,11 +1501,11 @@ static void test_buddy_source_alignment(void **state)
     }
     assert_check_ok(&c);
     /* Slabs smaller than min_block waste the rest of their block. */
-    assert_int_equal(pk_buddy_init(&b, buddy_buf, 8192, 512), PK_OK);
+    assert_int_equal(pk_buddy_init(&b, buddy_buf, 8192 * K, 512 * K), PK_OK);
     src = pk_page_source_buddy(&b);
-    assert_int_equal(pk_slab_init(&c, "tiny slabs", 8, 8, NULL, NULL, NULL, &src, 128), PK_OK);
+    assert_int_equal(pk_slab_init(&c, "tiny slabs", 8, 8, NULL, NULL, NULL, &src, 128 * K), PK_OK);
     assert_non_null(pk_slab_alloc(&c));
-    assert_int_equal(buddy_stats_of(&b).in_use, 512);
+    assert_int_equal(buddy_stats_of(&b).in_use, 512 * K);
     assert_int_equal(pk_buddy_check(&b), PK_OK);
     assert_int_equal(faults.calls, 0);
 }

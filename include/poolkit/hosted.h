@@ -38,7 +38,8 @@ extern "C" {
  * "poolkit: leaks in NAME: none". After a mark (pk_leak_report_since) the
  * first line reads "leaks in NAME since mark M". Release builds print one
  * line saying that leak tracking needs a debug build (PK_DEBUG=1,
- * POOLKIT_DEBUG=ON).
+ * POOLKIT_DEBUG=ON); so does a debug build for an allocator whose ops have no
+ * `leaks` (a user's allocator, see poolkit/allocator.h).
  *
  * Returns the number of live allocations listed (0 in release builds). Holds
  * a's lock while it walks (as pk_leaks does), not while it prints. O(live x
