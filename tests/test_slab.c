@@ -16,6 +16,7 @@
 #include "poolkit/buddy.h"
 #include "poolkit/pthread_lock.h"
 #include "poolkit/slab.h"
+#include "poolkit/debug.h"
 
 /* The test page source: PAGES pages of up to MAX_SLAB bytes in a static
  * buffer, handed out aligned to the size asked, counting gets and puts; it can
@@ -226,8 +227,10 @@ static void test_init_rejects_bad_arguments(void **state)
     assert_int_equal(pk_slab_init(&c, "x", 32, 0, NULL, NULL, NULL, &src, 64), PK_ERR_INVALID_ARG);
     assert_int_equal(pk_slab_init(&c, "x", 1, 1, NULL, NULL, NULL, &src, PK_SLAB_HEADER_SIZE),
                      PK_ERR_INVALID_ARG);
-    size_t room = 128 - PK_SLAB_HEADER_SIZE - DBG_OVH(1); /* one object of room - 2 bytes fits, one more byte not */
-    assert_int_equal(pk_slab_init(&c, "x", room - 1, 1, NULL, NULL, NULL, &src, 128), PK_ERR_INVALID_ARG);
+    /* (Debug builds: a 256-byte slab, as 128 bytes hold no object with its tag and guards.) */
+    const size_t bound = PK_DEBUG ? 256 : 128;
+    size_t room = bound - PK_SLAB_HEADER_SIZE - DBG_OVH(1); /* one object of room - 2 bytes fits, one more byte not */
+    assert_int_equal(pk_slab_init(&c, "x", room - 1, 1, NULL, NULL, NULL, &src, bound), PK_ERR_INVALID_ARG);
     assert_int_equal(pk_slab_init(&c, "x", 2000, 0, NULL, NULL, NULL, &src, 1024), PK_ERR_INVALID_ARG);
     assert_int_equal(pk_slab_init(&c, "x", 64, 2048, NULL, NULL, NULL, &src, 1024), PK_ERR_INVALID_ARG);
     /* Sizes whose rounding overflows. */
@@ -240,9 +243,9 @@ static void test_init_rejects_bad_arguments(void **state)
     assert_int_equal(lifecycle.ctors, 0);
 
     /* The boundary: exactly one object. */
-    assert_int_equal(pk_slab_objects_per_slab(room - 2, 1, 128), 1);
-    assert_int_equal(pk_slab_objects_per_slab(room - 1, 1, 128), 0);
-    assert_int_equal(pk_slab_init(&c, NULL, room - 2, 1, NULL, NULL, NULL, &src, 128), PK_OK);
+    assert_int_equal(pk_slab_objects_per_slab(room - 2, 1, bound), 1);
+    assert_int_equal(pk_slab_objects_per_slab(room - 1, 1, bound), 0);
+    assert_int_equal(pk_slab_init(&c, NULL, room - 2, 1, NULL, NULL, NULL, &src, bound), PK_OK);
     assert_string_equal(pk_name(pk_slab_allocator(&c)), "slab");
     assert_int_equal(pk_slab_objects_per_slab(0, 0, 1024), 0);
     assert_int_equal(pk_slab_objects_per_slab(32, 0, 1000), 0);
@@ -1013,20 +1016,20 @@ static void test_colouring(void **state)
         for (size_t i = 1; i < per_slab; i++) {
             assert_non_null(pk_slab_alloc(&c));
         }
-        size_t colour = (size_t)((uintptr_t)first & 1023);
+        size_t colour = (size_t)((uintptr_t)first & 1023) - DBG_PREFIX(4); /* debug: after the tag */
         assert_int_equal(colour, (s % colours) * 4);
         assert_true(colour + per_slab * stride_of(100, 4) <= 1024 - PK_SLAB_HEADER_SIZE - 2 * per_slab);
     }
     assert_check_ok(&c);
     /* No slack: every colour is 0. */
-    size_t big = (1024 - PK_SLAB_HEADER_SIZE) / 4 - 2;
+    size_t big = (1024 - PK_SLAB_HEADER_SIZE) / 4 - 2 - DBG_OVH(1);
     pk_slab_cache d;
     src = make_source(1024, PAGES);
     assert_int_equal(pk_slab_init(&d, "tight", big, 1, NULL, NULL, NULL, &src, 1024), PK_OK);
     assert_int_equal(pk_slab_objects_per_slab(big, 1, 1024), 4);
     for (size_t s = 0; s < 3; s++) {
         unsigned char *first = pk_slab_alloc(&d);
-        assert_int_equal((uintptr_t)first & 1023, 0);
+        assert_int_equal((uintptr_t)first & 1023, DBG_PREFIX(1)); /* debug: after the tag */
         for (size_t i = 1; i < 4; i++) {
             assert_non_null(pk_slab_alloc(&d));
         }
@@ -1769,6 +1772,233 @@ static void test_random_over_buddy(void **state)
     assert_check_ok(&c);
 }
 
+
+#if PK_DEBUG
+typedef struct {
+    pk_leak *out;
+    size_t max;
+    size_t *n;
+} leak_sink;
+
+static void leak_into(const pk_leak *l, void *ctx)
+{
+    leak_sink *k = ctx;
+    if (*k->n < k->max) {
+        k->out[*k->n] = *l;
+    }
+    (*k->n)++;
+}
+#endif
+
+#if PK_DEBUG
+/* Debug builds (issue 5): guards around every object, tags with the
+ * allocation site and owner, faults carrying both sites. Slab objects stay
+ * constructed while free: no poison, no quarantine (a freed object is
+ * handed out again at once). */
+
+/* Exactly one fault of kind about ptr, with the block's allocation site
+ * (alloc_line, or none when 0) and owner, and the call's site. */
+static void expect_debug_fault(pk_status kind, const void *ptr, int alloc_line, uint32_t owner, int call_line)
+{
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, kind);
+    assert_ptr_equal(faults.last.ptr, ptr);
+    assert_string_equal(faults.last.allocator, "objects");
+    if (alloc_line != 0) {
+        assert_non_null(faults.last.file);
+        assert_string_equal(faults.last.file, __FILE__);
+        assert_int_equal(faults.last.line, alloc_line);
+        assert_int_equal(faults.last.owner, owner);
+    } else {
+        assert_null(faults.last.file);
+        assert_int_equal(faults.last.owner, 0);
+    }
+    if (call_line != 0) {
+        assert_non_null(faults.last.call_file);
+        assert_string_equal(faults.last.call_file, __FILE__);
+        assert_int_equal(faults.last.call_line, call_line);
+    } else {
+        assert_null(faults.last.call_file);
+    }
+    faults.calls = 0;
+}
+
+/* The cache is whole: check passes, the counters are the clients' view. */
+static void assert_debug_whole(pk_slab_cache *c, size_t live)
+{
+    assert_check_ok(c);
+    pk_stats s = stats_of(c);
+    assert_int_equal(s.live, live);
+    assert_int_equal(s.in_use, live * sizeof(object));
+    assert_int_equal(s.requested, live * sizeof(object));
+    assert_int_equal(s.allocs - s.frees, live);
+}
+
+static void test_debug_overflow_and_underflow_by_one(void **state)
+{
+    (void)state;
+    pk_slab_cache c;
+    make_object_cache(&c, PAGES);
+    pk_set_owner(77);
+    int at = __LINE__ + 1;
+    unsigned char *o = pk_slab_alloc(&c);
+    pk_set_owner(0);
+    assert_non_null(o);
+    assert_int_equal(((object *)o)->magic, OBJ_MAGIC); /* constructed, guards outside it */
+    assert_int_equal(pk_slab_usable_size(&c, o), sizeof(object));
+    unsigned char *keep = pk_slab_alloc(&c);
+
+    /* One byte past the object: free reports it once, and frees. */
+    o[sizeof(object)] = 0;
+    int call = __LINE__ + 1;
+    assert_int_equal(pk_slab_free(&c, o), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, o, at, 77, call);
+    assert_int_equal(stats_of(&c).rejected, 0);
+    assert_debug_whole(&c, 1);
+
+    /* The same object comes back (no quarantine), guards restored, still
+     * constructed; one byte before it now. */
+    pk_set_owner(78);
+    at = __LINE__ + 1;
+    unsigned char *again = pk_slab_alloc(&c);
+    pk_set_owner(0);
+    assert_ptr_equal(again, o);
+    assert_int_equal(((object *)again)->magic, OBJ_MAGIC);
+    assert_debug_whole(&c, 2);
+    again[-1] = 0x5A;
+    call = __LINE__ + 1;
+    assert_int_equal(pk_slab_free(&c, again), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, again, at, 78, call);
+    assert_debug_whole(&c, 1);
+
+    /* check finds a damaged guard of a live object, with its site, and
+     * repairs nothing: the free still reports it. */
+    at = __LINE__ + 1;
+    unsigned char *p = pk_slab_alloc(&c);
+    p[sizeof(object) + PK_GUARD_SIZE - 1] = 1; /* the rear guard's last byte */
+    assert_int_equal(pk_slab_check(&c), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, p, at, 0, 0);
+    assert_int_equal(pk_slab_check(&c), PK_ERR_GUARD_CORRUPT);
+    faults.calls = 0;
+    call = __LINE__ + 1;
+    assert_int_equal(pk_slab_free(&c, p), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, p, at, 0, call);
+    assert_debug_whole(&c, 1);
+    assert_int_equal(pk_slab_free(&c, keep), PK_OK);
+    assert_debug_whole(&c, 0);
+    assert_int_equal(faults.calls, 0);
+}
+
+static void test_debug_double_foreign_interior(void **state)
+{
+    (void)state;
+    pk_slab_cache c;
+    make_object_cache(&c, PAGES);
+    pk_set_owner(5);
+    int at = __LINE__ + 1;
+    unsigned char *o = pk_slab_alloc(&c);
+    pk_set_owner(0);
+    unsigned char *live = pk_slab_alloc(&c);
+    assert_int_equal(pk_slab_free(&c, o), PK_OK);
+    assert_int_equal(faults.calls, 0);
+
+    /* A double free names the object's last allocation site and owner. */
+    pk_stats before = stats_of(&c);
+    int call = __LINE__ + 1;
+    assert_int_equal(pk_slab_free(&c, o), PK_ERR_DOUBLE_FREE);
+    expect_debug_fault(PK_ERR_DOUBLE_FREE, o, at, 5, call);
+    pk_stats after = stats_of(&c);
+    assert_int_equal(after.rejected, before.rejected + 1);
+    assert_debug_whole(&c, 1);
+
+    /* An object never handed out: no tag to name. */
+    unsigned char *never = live + OBJ_STRIDE;
+    call = __LINE__ + 1;
+    assert_int_equal(pk_slab_free(&c, never), PK_ERR_DOUBLE_FREE);
+    expect_debug_fault(PK_ERR_DOUBLE_FREE, never, 0, 0, call);
+
+    /* Foreign and interior pointers (the guards and the tag included). */
+    static unsigned char foreign[64];
+    call = __LINE__ + 1;
+    assert_int_equal(pk_slab_free(&c, &foreign[16]), PK_ERR_FOREIGN_PTR);
+    expect_debug_fault(PK_ERR_FOREIGN_PTR, &foreign[16], 0, 0, call);
+    unsigned char *bad[] = {live + 1, live + sizeof(object) - 1, live + sizeof(object), live - 1,
+                            live - PK_GUARD_SIZE, live - DBG_PREFIX(_Alignof(max_align_t))};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        call = __LINE__ + 1;
+        assert_int_equal(pk_slab_free(&c, bad[i]), PK_ERR_MISALIGNED_PTR);
+        expect_debug_fault(PK_ERR_MISALIGNED_PTR, bad[i], 0, 0, call);
+    }
+    assert_debug_whole(&c, 1);
+    assert_int_equal(stats_of(&c).rejected, before.rejected + 3 + sizeof bad / sizeof *bad);
+
+    /* No poison in a slab (objects stay constructed): a write after free is
+     * not detected, and the object is handed out again as the client left it. */
+    assert_int_equal(pk_slab_free(&c, live), PK_OK);
+    live[8] = 0x77;
+    unsigned char *back = pk_slab_alloc(&c);
+    assert_ptr_equal(back, live);
+    assert_int_equal(back[8], 0x77);
+    assert_int_equal(faults.calls, 0);
+    assert_int_equal(pk_slab_free(&c, back), PK_OK);
+    assert_debug_whole(&c, 0);
+    assert_int_equal(pk_slab_shrink(&c), 1);
+    assert_int_equal(lifecycle.dtors, lifecycle.ctors);
+    assert_debug_whole(&c, 0);
+}
+
+/* The constructor gets the object pointer with the object new-filled and the
+ * guards already in place around it; the destructor the same pointer. */
+static unsigned char *seen_by_ctor[64];
+static size_t ctor_calls;
+static void fill_checking_ctor(void *obj, void *ctx)
+{
+    (void)ctx;
+    unsigned char *b = obj;
+    for (size_t k = 0; k < sizeof(object); k++) {
+        assert_int_equal(b[k], 0xCD);
+    }
+    if (ctor_calls < 64) {
+        seen_by_ctor[ctor_calls] = b;
+    }
+    ctor_calls++;
+    memset(b, 0x11, sizeof(object)); /* the whole object: no guard overlaps it */
+}
+
+static void test_debug_ctor_and_leaks(void **state)
+{
+    (void)state;
+    ctor_calls = 0;
+    pk_page_source src = make_source(1024, PAGES);
+    pk_slab_cache c;
+    assert_int_equal(pk_slab_init(&c, "objects", sizeof(object), 0, fill_checking_ctor, NULL, NULL, &src, 1024),
+                     PK_OK);
+    uint64_t mark = pk_leak_mark();
+    int at = __LINE__ + 1;
+    unsigned char *o = pk_slab_alloc(&c);
+    assert_ptr_equal(o, seen_by_ctor[0]);
+    assert_int_equal(o[0], 0x11);
+    assert_int_equal(o[sizeof(object) - 1], 0x11);
+    unsigned char *p = pk_slab_alloc(&c);
+    assert_int_equal(pk_slab_free(&c, p), PK_OK);
+    pk_leak got[4];
+    size_t n = 0;
+    pk_leaks_since(pk_slab_allocator(&c), mark, leak_into, &(leak_sink){got, 4, &n});
+    assert_int_equal(n, 1);
+    assert_ptr_equal(got[0].ptr, o);
+    assert_int_equal(got[0].size, sizeof(object));
+    assert_string_equal(got[0].file, __FILE__);
+    assert_int_equal(got[0].line, at);
+    assert_check_ok(&c);
+    assert_int_equal(pk_slab_free(&c, o), PK_OK);
+    n = 0;
+    pk_leaks(pk_slab_allocator(&c), leak_into, &(leak_sink){got, 4, &n});
+    assert_int_equal(n, 0);
+    assert_int_equal(pk_slab_shrink(&c), 1);
+    assert_int_equal(faults.calls, 0);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1803,6 +2033,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_grow_rechecks_after_relocking, setup, teardown_faults),
         cmocka_unit_test_setup_teardown(test_threads_share_a_cache, setup, teardown_faults),
         cmocka_unit_test_setup_teardown(test_random_over_buddy, setup, teardown_faults),
+#if PK_DEBUG
+        cmocka_unit_test_setup_teardown(test_debug_overflow_and_underflow_by_one, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_double_foreign_interior, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_ctor_and_leaks, setup, teardown_faults),
+#endif
     };
     return cmocka_run_group_tests_name("slab", tests, NULL, NULL);
 }
