@@ -1088,9 +1088,13 @@ static void test_user_realloc_fallback(void **state)
         p[k] = (unsigned char)(k + 1);
     }
 
-    /* Within the usable size: same pointer, no alloc, no free. */
+    /* Within the usable size: same pointer, no alloc, no free. (Debug builds
+     * keep the block only when the size is the same, so that poolkit's own
+     * blocks get their rear guard right after the new size.) */
     assert_ptr_equal(pk_realloc(a, p, 16), p);
+#if !PK_DEBUG
     assert_ptr_equal(pk_realloc(a, p, 3), p);
+#endif
     assert_int_equal(s.n_alloc, 1);
     assert_int_equal(s.n_free, 0);
 
