@@ -15,7 +15,7 @@ help:
 	@echo "  make demo    build build/release and run poolkit demo: malloc vs the pools, page in build/report/"
 	@echo "  make check   fast loop: one gcc build (build/check) and its unit tests"
 	@echo "  make test    everything CI checks (scripts/test.sh; PK_TEST_STAGES=... for a subset)"
-	@echo "  make bench   build build/bench (-O2) and run scripts/bench.sh"
+	@echo "  make bench   build build/bench (-O2; its debug twin in build/bench-debug) and run scripts/bench.sh"
 	@echo "  make clean   remove build/"
 
 check:

@@ -13,6 +13,11 @@
 #    16 B..4 KiB: instructions per free+alloc step (callgrind, net of a null
 #    allocator), ns per call (minimum of three identical passes), and the
 #    fraction of a 1 MiB buffer live at the first failure.
+# 2b. The debug build's cost: bench_pool and bench_heaps built again with
+#    POOLKIT_DEBUG=ON (guards, poisoning, quarantine, tags) in BUILD-debug
+#    (build/bench-debug), their callgrind counts taken the same way, shown as
+#    "release N / debug M instructions per pair" (or per step). The release
+#    counts are the ones above: the release build is not touched. No target.
 # 3. Slab caches (bench/bench_slab.c): alloc+free pairs of a constructed
 #    object (a 312-byte request descriptor) from a slab cache, whose
 #    constructor ran when the slab was made, against pk_pool and malloc
@@ -45,14 +50,30 @@ for program in "$bench" "$heaps" "$slab" "$threads" "$poolkit"; do
 done
 start=$SECONDS
 
+# The debug build of the pool and heap benchmarks (section 2b), configured
+# like the release one but for POOLKIT_DEBUG.
+debug_build=${build%/}-debug
+debug_bench=$debug_build/bench/bench_pool
+debug_heaps=$debug_build/bench/bench_heaps
+source_dir=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$debug_build"
+if ! { CC=${CC:-gcc} CXX=${CXX:-g++} cmake -S "$source_dir" -B "$debug_build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+         -DPOOLKIT_DEBUG=ON -DPOOLKIT_SANITIZE= -DPOOLKIT_TESTS=OFF -DPOOLKIT_TOOLS=ON &&
+       cmake --build "$debug_build" -j "$(nproc 2>/dev/null || echo 2)" --target bench_pool bench_heaps; } \
+       >"$debug_build/bench-build.log" 2>&1; then
+    cat "$debug_build/bench-build.log" >&2
+    echo "bench.sh: the debug build of the benchmarks failed (log: $debug_build/bench-build.log)" >&2
+    exit 2
+fi
+
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -1)
 echo "Machine: ${cpu:-unknown CPU}, $(nproc) CPUs, $(uname -sr) $(uname -m)"
 echo "Compiler: $("$heaps" --about)"
 echo
 
-instructions() { # mode -> instructions collected inside the loop
+instructions() { # mode [program] -> instructions collected inside the loop
     valgrind --tool=callgrind --toggle-collect='run_pairs*' --callgrind-out-file=/dev/null \
-        "$bench" "$1" "$pairs" 2>&1 | awk '/Collected/ {print $4}'
+        "${2:-$bench}" "$1" "$pairs" 2>&1 | awk '/Collected/ {print $4}'
 }
 
 echo "== Fixed-size pool"
@@ -67,9 +88,11 @@ echo
 printf '%-16s %22s\n' allocator 'instructions per pair'
 status=0
 missed=()
+declare -A pool_net # mode -> release instructions per pair (for section 2b)
 for mode in pk_pool pk_pool_locked pk_atomic_pool freelist pk_arena malloc; do
     total=$(instructions "$mode")
     net=$(( (total - empty + pairs / 2) / pairs ))
+    pool_net[$mode]=$net
     note=""
     if [ "$mode" = pk_pool ]; then
         if [ "$net" -le "$target" ]; then note="(target <= $target: met)"; else note="(target <= $target: MISSED)"; status=1; missed+=("pool: instructions"); fi
@@ -81,9 +104,9 @@ echo
 echo
 
 # bench_heaps --list: "NAME STEPS" per allocator built in, null (the harness) first.
-heap_instructions() { # name steps -> instructions collected inside measured_loop_*
+heap_instructions() { # name steps [program] -> instructions collected inside measured_loop_*
     valgrind --tool=callgrind --toggle-collect='measured_loop_*' --callgrind-out-file=/dev/null \
-        "$heaps" --run "$1" "$2" 2>&1 </dev/null | awk '/Collected/ {print $4}'
+        "${3:-$heaps}" --run "$1" "$2" 2>&1 </dev/null | awk '/Collected/ {print $4}'
 }
 echo "== Variable-size allocators: a random live set of 4,096 objects, 16 B..4 KiB"
 echo "log-uniform, each step freeing a random slot's object and allocating anew; 32 MiB buffer"
@@ -108,6 +131,48 @@ table() {
 table "heaps: instructions" --instructions "${counts[@]}"
 table "heaps: latency" --latency
 table "heaps: fragmentation" --frag
+
+echo "== Debug builds: cost per operation beside release"
+echo "The same loops built with POOLKIT_DEBUG=ON ($debug_build): guards, poisoning and"
+echo "the check of the poison at reuse, a quarantine of $(sed -n 's/^#define PK_QUARANTINE_SIZE //p' \
+    "$source_dir/include/poolkit/debug.h") blocks, tags with owner and sequence number."
+echo "Calls through function pointers record no call site (the site macros add a store of"
+echo "file and line per call). Release counts as above."
+echo
+debug_empty=$(instructions empty "$debug_bench")
+for mode in pk_pool pk_pool_locked pk_atomic_pool pk_arena; do
+    total=$(instructions "$mode" "$debug_bench")
+    [ -n "$total" ] || { echo "bench.sh: callgrind run of the debug bench_pool $mode failed" >&2; exit 2; }
+    net=$(( (total - debug_empty + pairs / 2) / pairs ))
+    printf '%-16s release %d / debug %d instructions per pair\n' "$mode" "${pool_net[$mode]}" "$net"
+done
+# Per step, net of the harness, as bench_heaps --instructions computes it.
+per_step() { # steps total null_steps null_total
+    awk -v s="$1" -v t="$2" -v ns="$3" -v nt="$4" 'BEGIN { x = t / s - nt / ns; printf "%d", (x < 0 ? x - 0.5 : x + 0.5) }'
+}
+release_null=${counts[0]#*=}
+debug_null=
+while read -r line; do
+    # A quarter of the steps: the debug build is slow under callgrind, and the
+    # count per step is as steady (the live set is filled before counting).
+    name=${line% *} steps=$(( ${line##* } / 4 ))
+    total=$(heap_instructions "$name" "$steps" "$debug_heaps")
+    [ -n "$total" ] || { echo "bench.sh: callgrind run of the debug bench_heaps --run $name failed" >&2; exit 2; }
+    if [ -z "$debug_null" ]; then
+        debug_null="$steps:$total" # the first is null, the harness
+        continue
+    fi
+    [[ $name == *malloc* ]] && continue # not poolkit's
+    release=
+    for entry in "${counts[@]}"; do
+        [ "${entry%%=*}" = "$name" ] && release=${entry#*=}
+    done
+    [ -n "$release" ] || continue
+    printf '%-16s release %d / debug %d instructions per step (live set, 16 B..4 KiB)\n' "$name" \
+        "$(per_step "${release%%:*}" "${release#*:}" "${release_null%%:*}" "${release_null#*:}")" \
+        "$(per_step "$steps" "$total" "${debug_null%%:*}" "${debug_null#*:}")"
+done < <("$debug_heaps" --list)
+echo
 
 echo "== Slab caches: alloc+free pairs of a constructed 312-byte object"
 echo "pk_slab: constructed when its slab was made; pk_pool, malloc: constructed at every alloc"

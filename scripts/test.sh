@@ -26,10 +26,11 @@ run_stage() {
     tsan)          cc=clang cxx=clang++ opts=(-DPOOLKIT_SANITIZE=thread)
                    env=(TSAN_OPTIONS=halt_on_error=1)
                    # every program (several share an allocator between threads); not the scripts
-                   ctest_opts=(-E 'install_consumer|abi_guard|freestanding_core|cortex_m_') ;;
+                   ctest_opts=(-E 'install_consumer|abi_guard|release_symbols|freestanding_core|cortex_m_') ;;
     valgrind)      opts=(-DPK_RANDOM_OPS=10000)  # fewer randomized ops under valgrind
                    # scripts, not programs: nothing of ours for memcheck to see
-                   ctest_opts=(-E 'install_consumer|abi_guard|freestanding_core|cortex_m_|demo_e2e' -T memcheck
+                   # (tools_debug_: scripts that run valgrind or ASan themselves)
+                   ctest_opts=(-E 'install_consumer|abi_guard|release_symbols|freestanding_core|cortex_m_|demo_e2e|tools_debug_' -T memcheck
                      --overwrite MemoryCheckCommand="$(command -v valgrind)"
                      --overwrite MemoryCheckCommandOptions="$VALGRIND_OPTS") ;;
     *) results+=("$(printf "%-14s unknown stage" "$name")"); failed=$((failed + 1)); return ;;

@@ -343,5 +343,5 @@ static size_t view_usable_size(const void *self, const void *ptr)
 }
 
 static const pk_allocator_ops arena_ops = {
-    view_alloc_aligned, view_free, view_realloc, view_stats, view_check, view_name, view_usable_size,
+    view_alloc_aligned, view_free, view_realloc, view_stats, view_check, view_name, view_usable_size, NULL,
 };

@@ -24,6 +24,7 @@
 #include <stdatomic.h>
 
 #include "core/internal.h"
+#include "debug/hooks.h"
 #include "poolkit/atomic_pool.h"
 
 #define ATOMIC_POOL_DEFAULT_NAME "atomic pool"
@@ -71,6 +72,9 @@ struct pk__atomic_pool_control {
     _Atomic counter_word frees;
     _Atomic counter_word failures;
     _Atomic counter_word rejected;
+#if PK_DEBUG
+    _Atomic size_t requested; /* bytes requested by live blocks */
+#endif
 };
 PK_STATIC_ASSERT(sizeof(struct pk__atomic_pool_control) <= PK_ATOMIC_POOL_CONTROL_SIZE_ &&
                      _Alignof(struct pk__atomic_pool_control) <= PK_ATOMIC_POOL_CONTROL_ALIGN_,
@@ -139,7 +143,10 @@ pk_status pk_atomic_pool_init(pk_atomic_pool *p, void *buf, size_t buf_size,
         align = PK_MAX_ALIGN;
     }
     size_t stride;
-    if (!pk__is_pow2(align) || pk__round_up_overflows(block_size, align, &stride)) {
+    size_t carried = block_size; /* bytes a block holds: debug builds add a tag and guards */
+    if (!pk__is_pow2(align) ||
+        (PK_DEBUG && pk__add_overflows(block_size, PK_ATOMIC_POOL_DEBUG_BYTES_(align), &carried)) ||
+        pk__round_up_overflows(carried, align, &stride)) {
         return PK_ERR_INVALID_ARG;
     }
     if ((uintptr_t)buf > UINTPTR_MAX - buf_size) {
@@ -168,6 +175,9 @@ pk_status pk_atomic_pool_init(pk_atomic_pool *p, void *buf, size_t buf_size,
     atomic_init(&control->frees, 0u);
     atomic_init(&control->failures, 0u);
     atomic_init(&control->rejected, 0u);
+#if PK_DEBUG
+    atomic_init(&control->requested, 0u);
+#endif
     for (size_t w = 0; w < usage_words; w++) {
         atomic_init(&((_Atomic unsigned *)(void *)usage)[w], 0u);
     }
@@ -249,16 +259,21 @@ static void raise_peak(control_block *c, unsigned live)
     }
 }
 
-void *pk_atomic_pool_alloc(pk_atomic_pool *p)
+/* The release alloc (debug builds: of the raw block); *carved_now says the
+ * block was never handed out before. Inlined, so that release builds compile
+ * to what they did before the debug layer. */
+static PK__ALWAYS_INLINE unsigned char *alloc_raw(pk_atomic_pool *p, bool *carved_now)
 {
     control_block *c = p->control;
     bool corrupt = false;
     head_word index = pop_free_list(p, &corrupt);
+    *carved_now = false;
     /* The list may refill while the last blocks are carved: look again once
      * carving is over, so NULL means both were empty at that moment. */
     while (index == NO_BLOCK && !corrupt) {
         index = carve(p);
         if (index != NO_BLOCK) {
+            *carved_now = true;
             break;
         }
         index = pop_free_list(p, &corrupt);
@@ -281,6 +296,55 @@ void *pk_atomic_pool_alloc(pk_atomic_pool *p)
     return p->base + (size_t)index * p->stride;
 }
 
+#if PK_DEBUG
+static size_t debug_prefix(const pk_atomic_pool *p)
+{
+    return pk__debug_prefix(p->align);
+}
+
+/* A block laid out for size bytes (<= the block size); a block handed out
+ * again has its poison verified first (a write after free is reported with
+ * the tag of the allocation it was freed from, and the block handed out
+ * refilled). The block is this thread's from the pop on, so its bytes are
+ * written without a race. */
+static void *debug_alloc(pk_atomic_pool *p, size_t size, pk__site site)
+{
+    bool carved_now;
+    unsigned char *raw = alloc_raw(p, &carved_now);
+    if (raw == NULL) {
+        return NULL;
+    }
+    size_t prefix = debug_prefix(p);
+    unsigned char *user = raw + prefix;
+    bool damaged = !carved_now && pk__debug_verify_poison(user, p->stride - prefix) != PK_OK;
+    pk_debug_tag old;
+    unsigned char *old_raw;
+    bool tagged = damaged && pk__debug_inspect(user, &old, &old_raw) == PK_OK;
+    (void)pk__debug_setup_unlisted(raw, p->stride, size, p->align, site);
+    atomic_fetch_add_explicit(&p->control->requested, size, memory_order_relaxed);
+    if (damaged) { /* not a misuse of this call: not counted as rejected (as pk_pool) */
+        (void)pk__debug_report(PK_ERR_USE_AFTER_FREE, pool_name(p), user, tagged ? &old : NULL, site);
+    }
+    return user;
+}
+
+void *pk_atomic_pool_alloc(pk_atomic_pool *p)
+{
+    return debug_alloc(p, p->block_size, pk__debug_take_site());
+}
+#else
+void *pk_atomic_pool_alloc(pk_atomic_pool *p)
+{
+    bool carved_now;
+    return alloc_raw(p, &carved_now);
+}
+#endif
+
+static bool is_live(const pk_atomic_pool *p, size_t index)
+{
+    return (atomic_load_explicit(&usage_of(p)[index / 32u], memory_order_relaxed) & usage_bit(index)) != 0;
+}
+
 /* Why block is not a block start the pool handed out, or PK_OK if it is one;
  * *index is its index then. */
 static pk_status locate(const pk_atomic_pool *p, const void *block, size_t *index)
@@ -289,7 +353,11 @@ static pk_status locate(const pk_atomic_pool *p, const void *block, size_t *inde
     if (offset >= p->count * p->stride) {
         return PK_ERR_FOREIGN_PTR;
     }
+#if PK_DEBUG
+    if (offset % p->stride != debug_prefix(p)) { /* debug builds hand out user pointers */
+#else
     if (offset % p->stride != 0) {
+#endif
         return PK_ERR_MISALIGNED_PTR;
     }
     *index = offset / p->stride;
@@ -298,12 +366,26 @@ static pk_status locate(const pk_atomic_pool *p, const void *block, size_t *inde
 
 pk_status pk_atomic_pool_free(pk_atomic_pool *p, void *block)
 {
+#if PK_DEBUG
+    pk__site site = pk__debug_take_site();
+    pk_debug_tag tag;
+    bool tagged = false;
+#endif
     if (block == NULL) {
         return PK_OK;
     }
     control_block *c = p->control;
     size_t index = 0;
     pk_status status = locate(p, block, &index);
+#if PK_DEBUG
+    unsigned char *raw;
+    if (status == PK_OK && is_live(p, index) && pk__debug_inspect(block, &tag, &raw) != PK_OK) {
+        /* A live block whose tag was overwritten: its size is lost, so it is
+         * kept live and reported (as pk_pool does); check reports it too. */
+        count_event(&c->rejected);
+        return pk__debug_report(PK_ERR_CORRUPT, pool_name(p), block, NULL, site);
+    }
+#endif
     if (status == PK_OK) {
         unsigned bit = usage_bit(index);
         unsigned was = atomic_fetch_and_explicit(&usage_of(p)[index / 32u], ~bit, memory_order_relaxed);
@@ -311,10 +393,36 @@ pk_status pk_atomic_pool_free(pk_atomic_pool *p, void *block)
             status = PK_ERR_DOUBLE_FREE;
         }
     }
+#if PK_DEBUG
+    if (status == PK_ERR_DOUBLE_FREE && index < atomic_load_explicit(&c->carved, memory_order_relaxed)) {
+        /* The tag a free left in place: the block's last allocation. */
+        tagged = pk__debug_inspect(block, &tag, &raw) == PK_OK;
+    }
+    if (status != PK_OK) {
+        count_event(&c->rejected);
+        return pk__debug_report(status, pool_name(p), block, tagged ? &tag : NULL, site);
+    }
+    /* The block is this thread's until the push below publishes it. */
+    if (pk__debug_inspect(block, &tag, &raw) == PK_OK) {
+        tagged = true;
+        status = pk__debug_retire_unlisted(block, p->stride, &tag);
+        atomic_fetch_sub_explicit(&c->requested, tag.size, memory_order_relaxed);
+    } else {
+        /* The tag changed since the check above (another thread wrote into
+         * a block it does not own): freed all the same, laid out anew. */
+        status = PK_ERR_GUARD_CORRUPT;
+        raw = (unsigned char *)block - debug_prefix(p);
+        pk__site none = {NULL, 0};
+        (void)pk__debug_setup_unlisted(raw, p->stride, 0, p->align, none);
+        pk_debug_tag fresh;
+        (void)pk__debug_retire_unlisted(block, p->stride, &fresh);
+    }
+#else
     if (status != PK_OK) {
         count_event(&c->rejected);
         return pk_report_fault(status, pool_name(p), block);
     }
+#endif
     /* Not live any more before it can be live again: the live count never
      * exceeds the blocks off the list, so the peak stays true. */
     atomic_fetch_sub_explicit(&c->live, 1u, memory_order_relaxed);
@@ -325,6 +433,11 @@ pk_status pk_atomic_pool_free(pk_atomic_pool *p, void *block)
                                                     ((head & ~INDEX_MASK) + TAG_STEP) | (head_word)index,
                                                     memory_order_release, memory_order_relaxed));
     count_event(&c->frees);
+#if PK_DEBUG
+    if (status != PK_OK) {
+        return pk__debug_report(status, pool_name(p), block, tagged ? &tag : NULL, site);
+    }
+#endif
     return PK_OK;
 }
 
@@ -345,15 +458,19 @@ bool pk_atomic_pool_owns(const pk_atomic_pool *p, const void *ptr)
     return offset < p->count * p->stride;
 }
 
-static bool is_live(const pk_atomic_pool *p, size_t index)
-{
-    return (atomic_load_explicit(&usage_of(p)[index / 32u], memory_order_relaxed) & usage_bit(index)) != 0;
-}
 
 size_t pk_atomic_pool_usable_size(const pk_atomic_pool *p, const void *block)
 {
     size_t index = 0;
+#if PK_DEBUG
+    pk_debug_tag tag;
+    unsigned char *raw;
+    return locate(p, block, &index) == PK_OK && is_live(p, index) && pk__debug_inspect(block, &tag, &raw) == PK_OK
+               ? tag.size
+               : 0;
+#else
     return locate(p, block, &index) == PK_OK && is_live(p, index) ? p->block_size : 0;
+#endif
 }
 
 void pk_atomic_pool_stats(const pk_atomic_pool *p, pk_stats *out)
@@ -365,7 +482,11 @@ void pk_atomic_pool_stats(const pk_atomic_pool *p, pk_stats *out)
     pk_stats s = {
         .capacity = p->count * p->block_size,
         .in_use = live * p->block_size,
+#if PK_DEBUG
+        .requested = atomic_load_explicit(&c->requested, memory_order_relaxed),
+#else
         .requested = live * p->block_size,
+#endif
         .peak_in_use = peak * p->block_size,
         .free_bytes = (p->count - live) * p->block_size,
         .largest_free = live < p->count ? p->block_size : 0,
@@ -427,9 +548,51 @@ static bool consistent(const pk_atomic_pool *p)
     return length == free_blocks;
 }
 
+#if PK_DEBUG
+/* Every carved block: a live one's tag and guards, a free one's poison, and
+ * the requested bytes against the tags. The first problem, with the block's
+ * user pointer in *where and its tag in *tag (*tagged) when one is known. */
+static pk_status check_blocks(const pk_atomic_pool *p, pk_debug_tag *tag, bool *tagged, const unsigned char **where)
+{
+    size_t prefix = debug_prefix(p);
+    size_t carved = atomic_load_explicit(&p->control->carved, memory_order_relaxed);
+    size_t requested = 0;
+    for (size_t i = 0; i < carved; i++) {
+        const unsigned char *user = p->base + i * p->stride + prefix;
+        pk_status s;
+        *where = user;
+        if (is_live(p, i)) {
+            s = pk__debug_check_block(user, p->stride, tag);
+            *tagged = s != PK_ERR_CORRUPT;
+            requested += s == PK_OK ? tag->size : 0;
+        } else {
+            s = pk__debug_poison_intact(user, p->stride - prefix);
+            unsigned char *raw;
+            *tagged = s != PK_OK && pk__debug_inspect(user, tag, &raw) == PK_OK;
+        }
+        if (s != PK_OK) {
+            return s;
+        }
+    }
+    *where = NULL;
+    *tagged = false;
+    return requested == atomic_load_explicit(&p->control->requested, memory_order_relaxed) ? PK_OK
+                                                                                          : PK_ERR_CORRUPT;
+}
+#endif
+
 pk_status pk_atomic_pool_check(const pk_atomic_pool *p)
 {
+#if PK_DEBUG
+    pk_debug_tag tag;
+    bool tagged = false;
+    const unsigned char *where = NULL;
+    pk_status s = consistent(p) ? check_blocks(p, &tag, &tagged, &where) : PK_ERR_CORRUPT;
+    pk__site none = {NULL, 0};
+    return s == PK_OK ? PK_OK : pk__debug_report(s, pool_name(p), where, tagged ? &tag : NULL, none);
+#else
     return consistent(p) ? PK_OK : pk_report_fault(PK_ERR_CORRUPT, pool_name(p), NULL);
+#endif
 }
 
 void pk_atomic_pool_set_name(pk_atomic_pool *p, const char *name)
@@ -456,7 +619,11 @@ static void *view_alloc_aligned(void *self, size_t size, size_t align)
         count_event(&p->control->failures);
         return NULL;
     }
+#if PK_DEBUG
+    return debug_alloc(p, size, pk__debug_take_site());
+#else
     return pk_atomic_pool_alloc(p);
+#endif
 }
 
 static pk_status view_free(void *self, void *ptr)
@@ -484,6 +651,28 @@ static size_t view_usable_size(const void *self, const void *ptr)
     return pk_atomic_pool_usable_size(self, ptr);
 }
 
+#if PK_DEBUG
+/* The live blocks by the usage bitmap, in block order (no live list: see the
+ * header). Exact only while no thread uses the pool. */
+static void view_leaks(void *self, uint64_t since, pk_leak_fn cb, void *ctx)
+{
+    const pk_atomic_pool *p = self;
+    size_t prefix = debug_prefix(p);
+    size_t carved = atomic_load_explicit(&p->control->carved, memory_order_relaxed);
+    for (size_t i = 0; i < carved; i++) {
+        const unsigned char *user = p->base + i * p->stride + prefix;
+        pk_debug_tag tag;
+        unsigned char *raw;
+        if (is_live(p, i) && pk__debug_inspect(user, &tag, &raw) == PK_OK && tag.seq > since) {
+            pk_leak leak = {user, tag.size, tag.file, tag.line, tag.owner, tag.seq};
+            cb(&leak, ctx);
+        }
+    }
+}
+#else
+#define view_leaks NULL
+#endif
+
 static const pk_allocator_ops atomic_pool_ops = {
-    view_alloc_aligned, view_free, NULL, view_stats, view_check, view_name, view_usable_size,
+    view_alloc_aligned, view_free, NULL, view_stats, view_check, view_name, view_usable_size, view_leaks,
 };

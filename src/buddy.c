@@ -24,6 +24,10 @@
 
 #include "core/internal.h"
 #include "poolkit/buddy.h"
+#if PK_DEBUG
+#include "buddy_pages.h"
+#include "debug/notes.h"
+#endif
 
 #define BUDDY_DEFAULT_NAME "buddy"
 
@@ -277,6 +281,9 @@ pk_status pk_buddy_init(pk_buddy *b, void *buf, size_t size, size_t min_block)
     }
     unsigned char *base = (unsigned char *)buf + padding;
     uintptr_t address = (uintptr_t)base;
+#if PK_DEBUG
+    pk__debug_open(buf, size); /* ours now, whatever an allocator before left closed to the tools */
+#endif
     pk_buddy fresh = {
         .base = base,
         .map = (size_t *)(void *)(base + slots * m),
@@ -417,6 +424,7 @@ static PK__ALWAYS_INLINE void *alloc_core(pk_buddy *b, size_t request, size_t ne
     return p;
 }
 
+#if !PK_DEBUG
 PK__SLOW_PATH static void *alloc_slow(pk_buddy *b, size_t request, size_t need)
 {
     bool corrupt = false;
@@ -474,6 +482,7 @@ void *pk_buddy_alloc_aligned(pk_buddy *b, size_t size, size_t align)
     }
     return alloc_slow(b, size, size > align ? size : align);
 }
+#endif
 
 /* Why slot s, which is not a live block start, cannot be freed: a free
  * block's start or a slot inside a free block is not allocated; a slot
@@ -558,6 +567,7 @@ static PK__ALWAYS_INLINE pk_status free_core(pk_buddy *b, void *p)
     return status;
 }
 
+#if !PK_DEBUG
 PK__SLOW_PATH static pk_status free_slow(pk_buddy *b, void *p, pk_status status)
 {
     if (p == NULL) {
@@ -579,6 +589,7 @@ pk_status pk_buddy_free(pk_buddy *b, void *p)
     pk_status status = free_core(b, p);
     return status == PK_OK ? PK_OK : free_slow(b, p, status);
 }
+#endif
 
 /* Whether p is a live block start: its slot, order and map state. */
 static bool find_live(const pk_buddy *b, const void *p, size_t *slot, unsigned *order, unsigned *state)
@@ -594,6 +605,7 @@ static bool find_live(const pk_buddy *b, const void *p, size_t *slot, unsigned *
     return *state >= MAP_LIVE && s + bit(*order) <= b->slots;
 }
 
+#if !PK_DEBUG
 void *pk_buddy_realloc(pk_buddy *b, void *p, size_t size)
 {
     if (p == NULL) {
@@ -653,7 +665,374 @@ void *pk_buddy_realloc(pk_buddy *b, void *p, size_t size)
     }
     return fresh;
 }
+#endif
 
+#if PK_DEBUG
+/* Debug builds (poolkit/debug.h). A client block is a debug block laid out
+ * in a whole buddy block (granted: the block's size, a power of two):
+ *   [padding][tag][front guard][request][rear guard][tail up to the block's end]
+ * The core sees it as a live block whose request fills it (MAP_LIVE: no
+ * slack record, whose bytes would lie in the guards), so the core's in_use and
+ * requested count block sizes, and the exact requests are the debug state's.
+ * A freed block is poisoned and quarantined (still live to the core); it is
+ * really freed (and merged) when it leaves the quarantine, its poison
+ * verified then. Pages taken by slab caches through pk_page_source_buddy go
+ * round the tags (pk__buddy_page_get / put): a slab must be aligned to its
+ * own size and tags its objects itself, so its page is a whole plain block.
+ * Every fault is noted under the lock and reported after it. */
+
+static size_t debug_granted(const void *self, const unsigned char *raw)
+{
+    const pk_buddy *b = self;
+    return b->min_block << order_at(b, slot_of(b, raw));
+}
+
+static void note_client_peaks(pk_buddy *b)
+{
+    size_t in_use = b->in_use - b->held_bytes;
+    size_t live = b->debug.live + b->pages;
+    if (in_use > b->client_peak_in_use) {
+        b->client_peak_in_use = in_use;
+    }
+    if (live > b->client_peak_live) {
+        b->client_peak_live = live;
+    }
+}
+
+/* Really frees the blocks that leave the quarantine (all with drain), noting
+ * those whose poison was written and any damaged free list found. */
+static void release_held(pk_buddy *b, bool drain, pk__debug_notes *n)
+{
+    pk_status damaged;
+    pk_debug_tag tag;
+    unsigned char *raw;
+    while ((raw = pk__debug_evict(&b->debug, drain, &damaged, &tag)) != NULL) {
+        if (damaged != PK_OK) {
+            pk__debug_note(n, damaged, pk__debug_user_of(raw, &tag), &tag);
+        }
+        b->held_bytes -= debug_granted(b, raw);
+        pk_status status = free_core(b, raw); /* a live block: PK_OK, or PK_ERR_CORRUPT (lists rebuilt) */
+        if (status != PK_OK) {
+            pk__debug_note(n, status, raw, NULL);
+        }
+    }
+}
+
+/* The debug block for a request of size bytes aligned to align, with the
+ * lock held; the quarantine is drained and the allocation retried before
+ * NULL is returned. */
+static void *debug_alloc_locked(pk_buddy *b, size_t size, size_t align, pk__site site, pk__debug_notes *n)
+{
+    size_t layout = align > b->min_block ? align : b->min_block; /* min_block alignment, as in release */
+    size_t need;
+    if (!pk__debug_raw_size(size, layout, &need)) {
+        b->failures++;
+        return NULL;
+    }
+    if (align > b->min_block && align > need) {
+        need = align; /* a block that large is aligned to align (the base is) */
+    }
+    unsigned k = order_for(b, need);
+    size_t block = k <= b->max_order ? b->min_block << k : need;
+    for (;;) {
+        bool corrupt = false;
+        unsigned char *raw = alloc_core(b, block, need, &corrupt);
+        if (corrupt) {
+            rebuild_lists(b);
+            b->rejected++;
+            pk__debug_note(n, PK_ERR_CORRUPT, NULL, NULL);
+            return NULL;
+        }
+        if (raw != NULL) {
+            unsigned char *user = pk__debug_setup(&b->debug, raw, block, size, layout, site);
+            note_client_peaks(b);
+            return user;
+        }
+        if (b->debug.held == 0) {
+            return NULL;
+        }
+        b->failures--; /* not yet: the quarantine never causes a NULL */
+        release_held(b, true, n);
+    }
+}
+
+static void *debug_alloc(pk_buddy *b, size_t size, size_t align, pk__site site)
+{
+    pk__debug_notes n = {0};
+    pk__lock(&b->lock);
+    void *p = debug_alloc_locked(b, size, align, site, &n);
+    const char *name = buddy_name(b);
+    pk__unlock(&b->lock);
+    pk__debug_report_notes(&n, name, site);
+    return p;
+}
+
+/* Whether d is where a debug block's user bytes start from its raw block:
+ * the tag and front guard rounded up to a layout alignment, min_block or a
+ * larger power of two (pk_buddy_alloc_aligned). Tags are read nowhere else,
+ * since the hooks close the bytes they read as a tag to ASan and Valgrind. */
+static bool user_offset_ok(const pk_buddy *b, size_t d)
+{
+    for (size_t align = b->min_block; align <= d; align <<= 1) {
+        size_t prefix = PK_DEBUG_PREFIX_(align);
+        if (prefix >= d) {
+            return prefix == d;
+        }
+    }
+    return false;
+}
+
+/* What user is: PK_OK (a live client block: *tag, *raw), PK_ERR_DOUBLE_FREE
+ * (quarantined, or freed since: *tagged when its tag says so), or the
+ * misuse: PK_ERR_FOREIGN_PTR, PK_ERR_MISALIGNED_PTR (inside a live block),
+ * PK_ERR_CORRUPT (where a live block's user bytes start, its tag damaged).
+ * Reads only inside the region. */
+static pk_status find_user(const pk_buddy *b, const unsigned char *user, pk_debug_tag *tag, unsigned char **raw,
+                           bool *tagged)
+{
+    *tagged = false;
+    size_t offset = (size_t)((uintptr_t)user - (uintptr_t)b->base);
+    if (offset >= b->capacity) {
+        return PK_ERR_FOREIGN_PTR;
+    }
+    /* The block around user, by the map. */
+    size_t s = offset >> b->shift;
+    size_t t = s;
+    for (unsigned j = 1; map_get(b, t) == MAP_NONE && j < PK__WORD_BITS; j++) {
+        t = s & ~(bit(j) - 1u);
+    }
+    unsigned state = map_get(b, t);
+    size_t start = t << b->shift;
+    size_t d = offset - start;
+    const size_t before = sizeof(pk_debug_tag) + PK_GUARD_SIZE;
+    if (state == MAP_FREE) {
+        /* Freed and merged since: its tag, if still there, says where it
+         * was allocated. Free bytes stay open to the tools. */
+        if (d >= before && (offset & (b->min_block - 1u)) == (PK_DEBUG_PREFIX_(b->min_block) & (b->min_block - 1u))) {
+            *tagged = pk__debug_inspect(user, tag, raw) == PK_ERR_DOUBLE_FREE;
+            pk__debug_open(user - before, before);
+        }
+        return PK_ERR_DOUBLE_FREE;
+    }
+    if (state < MAP_LIVE || !user_offset_ok(b, d)) {
+        return PK_ERR_MISALIGNED_PTR;
+    }
+    unsigned k = order_at(b, t);
+    pk_status status = pk__debug_inspect(user, tag, raw);
+    if (status == PK_ERR_MISALIGNED_PTR || state != MAP_LIVE || tag->pad + before != d ||
+        d + tag->size + PK_GUARD_SIZE > (b->min_block << k)) {
+        /* Not this block's tag (a block laid out for another alignment, or
+         * its tag damaged): the bytes read may be the client's, and inspect
+         * closed them to the tools: open again. */
+        pk__debug_open(user - before, before);
+        return d == PK_DEBUG_PREFIX_(b->min_block) ? PK_ERR_CORRUPT : PK_ERR_MISALIGNED_PTR;
+    }
+    *raw = b->base + start; /* (inspect sets it for a live block only) */
+    *tagged = true;
+    return status; /* PK_OK, or PK_ERR_DOUBLE_FREE: quarantined */
+}
+
+static pk_status debug_free(pk_buddy *b, void *p, pk__site site)
+{
+    if (p == NULL) {
+        return PK_OK;
+    }
+    pk__debug_notes n = {0};
+    pk_debug_tag tag;
+    unsigned char *raw = NULL;
+    bool tagged = false;
+    pk__lock(&b->lock);
+    pk_status status = find_user(b, p, &tag, &raw, &tagged);
+    if (status == PK_OK) {
+        size_t block = debug_granted(b, raw);
+        status = pk__debug_retire(&b->debug, p, block);
+        if (status != PK_OK) {
+            pk__debug_note(&n, status, p, &tag); /* freed all the same, guards restored */
+        }
+        b->held_bytes += block;
+        release_held(b, false, &n);
+    } else {
+        b->rejected++;
+        pk__debug_note(&n, status, p, tagged ? &tag : NULL);
+    }
+    const char *name = buddy_name(b);
+    pk__unlock(&b->lock);
+    pk__debug_report_notes(&n, name, site);
+    return status;
+}
+
+void *pk_buddy_alloc(pk_buddy *b, size_t size)
+{
+    return debug_alloc(b, size, 0, pk__debug_take_site());
+}
+
+void *pk_buddy_alloc_aligned(pk_buddy *b, size_t size, size_t align)
+{
+    pk__site site = pk__debug_take_site();
+    if (align != 0 && !pk__is_pow2(align)) {
+        pk__lock(&b->lock);
+        b->rejected++;
+        const char *name = buddy_name(b);
+        pk__unlock(&b->lock);
+        (void)pk__debug_report(PK_ERR_INVALID_ARG, name, NULL, NULL, site);
+        return NULL;
+    }
+    if (align > b->min_block && align > b->base_align) {
+        pk__lock(&b->lock);
+        b->failures++; /* no block of the region is aligned so */
+        pk__unlock(&b->lock);
+        return NULL;
+    }
+    return debug_alloc(b, size, align, site);
+}
+
+pk_status pk_buddy_free(pk_buddy *b, void *p)
+{
+    return debug_free(b, p, pk__debug_take_site());
+}
+
+/* Moves the block unless the size is the same, so that the rear guard sits
+ * right after the new size; copies exactly the old request. */
+void *pk_buddy_realloc(pk_buddy *b, void *p, size_t size)
+{
+    pk__site site = pk__debug_take_site();
+    if (p == NULL) {
+        return debug_alloc(b, size, 0, site);
+    }
+    if (size == 0) {
+        (void)debug_free(b, p, site);
+        return NULL;
+    }
+    pk_debug_tag tag;
+    unsigned char *raw = NULL;
+    bool tagged = false;
+    pk__lock(&b->lock);
+    pk_status status = find_user(b, p, &tag, &raw, &tagged);
+    pk__unlock(&b->lock);
+    if (status != PK_OK) {
+        (void)debug_free(b, p, site); /* reports what is wrong with p */
+        return NULL;
+    }
+    if (size == tag.size) {
+        return p;
+    }
+    void *fresh = debug_alloc(b, size, 0, site);
+    if (fresh != NULL) {
+        memcpy(fresh, p, tag.size < size ? tag.size : size);
+        (void)debug_free(b, p, site); /* damaged guards are reported here */
+    }
+    return fresh;
+}
+
+size_t pk_buddy_usable_size(const pk_buddy *b, const void *p)
+{
+    pk_debug_tag tag;
+    unsigned char *raw = NULL;
+    bool tagged = false;
+    pk__lock(&b->lock);
+    size_t size = find_user(b, p, &tag, &raw, &tagged) == PK_OK ? tag.size : 0;
+    pk__unlock(&b->lock);
+    return size;
+}
+
+/* Debug builds: the block holding the client block p, overhead included. */
+size_t pk_buddy_block_size(const pk_buddy *b, const void *p)
+{
+    pk_debug_tag tag;
+    unsigned char *raw = NULL;
+    bool tagged = false;
+    pk__lock(&b->lock);
+    size_t size = find_user(b, p, &tag, &raw, &tagged) == PK_OK ? debug_granted(b, raw) : 0;
+    pk__unlock(&b->lock);
+    return size;
+}
+
+/* The clients' view: quarantined blocks are free, requests exact (pages at
+ * their size), largest_free the largest request a free block serves now
+ * (net of the overhead; blocks still quarantined not counted). */
+static void debug_stats(const pk_buddy *b, pk_stats *s)
+{
+    size_t in_use = b->in_use - b->held_bytes;
+    size_t largest = b->nonempty != 0 ? b->min_block << pk__log2_floor(b->nonempty) : 0;
+    size_t overhead = PK_DEBUG_OVERHEAD_(b->min_block);
+    pk_stats fresh = {
+        .capacity = b->capacity,
+        .in_use = in_use,
+        .requested = b->debug.requested + b->page_bytes,
+        .peak_in_use = b->client_peak_in_use,
+        .free_bytes = b->capacity - in_use,
+        .largest_free = largest > overhead ? largest - overhead : 0,
+        .block_size = 0,
+        .live = b->debug.live + b->pages,
+        .peak_live = b->client_peak_live,
+        .allocs = b->allocs,
+        .frees = b->frees + b->debug.held,
+        .failures = b->failures,
+        .rejected = b->rejected,
+    };
+    *s = fresh;
+}
+
+void *pk__buddy_page_get(pk_buddy *b, size_t size, size_t align)
+{
+    pk__site none = {NULL, 0};
+    if (!pk__is_pow2(align)) {
+        return pk_buddy_alloc_aligned(b, size, align); /* rejects it */
+    }
+    size_t need = align > b->min_block && align > size ? align : size;
+    pk__debug_notes n = {0};
+    pk__lock(&b->lock);
+    void *page = NULL;
+    if (align > b->min_block && align > b->base_align) {
+        b->failures++;
+    } else {
+        for (;;) {
+            bool corrupt = false;
+            page = alloc_core(b, size, need, &corrupt);
+            if (corrupt) {
+                rebuild_lists(b);
+                b->rejected++;
+                pk__debug_note(&n, PK_ERR_CORRUPT, NULL, NULL);
+                break;
+            }
+            if (page != NULL) {
+                b->pages++;
+                b->page_bytes += size;
+                note_client_peaks(b);
+                break;
+            }
+            if (b->debug.held == 0) {
+                break;
+            }
+            b->failures--; /* the quarantine never causes a NULL */
+            release_held(b, true, &n);
+        }
+    }
+    const char *name = buddy_name(b);
+    pk__unlock(&b->lock);
+    pk__debug_report_notes(&n, name, none);
+    return page;
+}
+
+pk_status pk__buddy_page_put(pk_buddy *b, void *page)
+{
+    pk__site none = {NULL, 0};
+    size_t s = 0;
+    unsigned k = 0, state = 0;
+    pk__lock(&b->lock);
+    size_t request = find_live(b, page, &s, &k, &state) ? request_of(b, s, k, state) : 0;
+    pk_status status = free_core(b, page);
+    if (status == PK_OK || status == PK_ERR_GUARD_CORRUPT || (status == PK_ERR_CORRUPT && request != 0)) {
+        b->pages--;
+        b->page_bytes -= request != SIZE_MAX && request <= b->page_bytes ? request : b->page_bytes;
+    }
+    const char *name = buddy_name(b);
+    pk__unlock(&b->lock);
+    return status == PK_OK ? PK_OK : pk__debug_report(status, name, page, NULL, none);
+}
+#endif
+
+#if !PK_DEBUG
 size_t pk_buddy_usable_size(const pk_buddy *b, const void *p)
 {
     size_t s = 0;
@@ -673,10 +1052,15 @@ size_t pk_buddy_block_size(const pk_buddy *b, const void *p)
     pk__unlock(&b->lock);
     return size;
 }
+#endif
 
 void pk_buddy_stats(const pk_buddy *b, pk_stats *out)
 {
     pk__lock(&b->lock);
+#if PK_DEBUG
+    pk_stats s;
+    debug_stats(b, &s);
+#else
     pk_stats s = {
         .capacity = b->capacity,
         .in_use = b->in_use,
@@ -692,6 +1076,7 @@ void pk_buddy_stats(const pk_buddy *b, pk_stats *out)
         .failures = b->failures,
         .rejected = b->rejected,
     };
+#endif
     pk__unlock(&b->lock);
     *out = s;
 }
@@ -701,6 +1086,10 @@ void pk_buddy_reset_peaks(pk_buddy *b)
     pk__lock(&b->lock);
     b->peak_in_use = b->in_use;
     b->peak_live = b->live;
+#if PK_DEBUG
+    b->client_peak_in_use = b->in_use - b->held_bytes;
+    b->client_peak_live = b->debug.live + b->pages;
+#endif
     pk__unlock(&b->lock);
 }
 
@@ -785,9 +1174,22 @@ pk_status pk_buddy_check(const pk_buddy *b)
 {
     pk__lock(&b->lock);
     bool ok = buddy_consistent(b);
+#if PK_DEBUG
+    /* Every live block's tag and guards, every quarantined block's poison. */
+    pk_debug_tag tag;
+    const unsigned char *where = NULL;
+    pk_status status = ok && b->debug.live + b->debug.held + b->pages == b->live && b->held_bytes <= b->in_use
+                           ? pk__debug_check(&b->debug, debug_granted, b, &tag, &where)
+                           : PK_ERR_CORRUPT;
+    const char *name = buddy_name(b);
+    pk__unlock(&b->lock);
+    pk__site none = {NULL, 0};
+    return status == PK_OK ? PK_OK : pk__debug_report(status, name, where, where != NULL ? &tag : NULL, none);
+#else
     const char *name = buddy_name(b);
     pk__unlock(&b->lock);
     return ok ? PK_OK : pk_report_fault(PK_ERR_CORRUPT, name, NULL);
+#endif
 }
 
 void pk_buddy_set_name(pk_buddy *b, const char *name)
@@ -845,6 +1247,18 @@ static size_t view_usable_size(const void *self, const void *ptr)
     return pk_buddy_usable_size(self, ptr);
 }
 
+#if PK_DEBUG
+static void view_leaks(void *self, uint64_t since, pk_leak_fn cb, void *ctx)
+{
+    pk_buddy *b = self;
+    pk__lock(&b->lock);
+    pk__debug_walk(&b->debug, since, cb, ctx);
+    pk__unlock(&b->lock);
+}
+#else
+#define view_leaks NULL
+#endif
+
 static const pk_allocator_ops buddy_ops = {
-    view_alloc_aligned, view_free, view_realloc, view_stats, view_check, view_name, view_usable_size,
+    view_alloc_aligned, view_free, view_realloc, view_stats, view_check, view_name, view_usable_size, view_leaks,
 };

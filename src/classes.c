@@ -24,6 +24,14 @@
  * bookkeeping (free counts, bitmap, counters, peaks), releases the lock and
  * only then reports the fault the core returned, with the set's name. Without
  * a lock set, taking and releasing it do nothing.
+ *
+ * Debug builds (PK_DEBUG) have no fast path: alloc and free take the set's
+ * lock and run the pool's debug cores (pk__pool_debug_alloc / _free: tag,
+ * guards, poison, the pool's quarantine), which note the faults they find;
+ * the set reports them after unlocking, with its name and the call's site.
+ * The set's counts are the clients' view: a quarantined block is free (the
+ * pool hands it out again rather than fail), so avail, the bitmap, live and
+ * in_use move with the clients' calls exactly as in release builds.
  */
 #include <string.h>
 
@@ -56,9 +64,10 @@ static size_t pool_bytes(const pk_class_spec *s)
     if (s->block_size == 0 || s->count == 0 || !pk__is_pow2(align)) {
         return 0;
     }
+    size_t carried = s->block_size; /* debug builds: plus the tag and guards, as in pk_pool_init */
     size_t stride, blocks, total;
-    if (pk__round_up_overflows(s->block_size < sizeof(size_t) ? sizeof(size_t) : s->block_size, align,
-                               &stride) ||
+    if ((PK_DEBUG && pk__add_overflows(s->block_size, PK_POOL_DEBUG_BYTES_(align), &carried)) ||
+        pk__round_up_overflows(carried < sizeof(size_t) ? sizeof(size_t) : carried, align, &stride) ||
         stride > SIZE_MAX / 2 || pk__mul_overflows(s->count, stride + 1, &blocks) ||
         pk__add_overflows(blocks, align - 1, &total)) {
         return 0;
@@ -221,6 +230,72 @@ static PK__ALWAYS_INLINE void note_free(pk_classes *c, size_t i)
     c->in_use -= c->sizes[i];
 }
 
+#if PK_DEBUG
+/* Every alloc in debug builds: the class as in release builds, then the
+ * pool's debug core (a quarantined block counts as free: the pool drains its
+ * quarantine rather than fail). Faults noted are reported after unlocking.
+ * align 0: the class's own. */
+static void *debug_alloc(pk_classes *c, size_t size, size_t align)
+{
+    pk__site site = pk__debug_take_site();
+    pk__pool_faults out;
+    out.count = 0;
+    void *block = NULL;
+    lock_set(c);
+    size_t i = class_for(c, size);
+    uint32_t candidates = c->nonempty & (uint32_t)((uint64_t)c->reach << i);
+    size_t j = candidates != 0 ? pk__ctz(candidates) : CLASSES_NONE;
+    if (j == CLASSES_NONE || align > class_align(&c->specs[j])) {
+        c->failures++;
+    } else {
+        block = pk__pool_debug_alloc(&c->pools[j], size, site, &out);
+        if (block != NULL) {
+            note_alloc(c, j);
+        }
+    }
+    const char *name = set_name(c);
+    unlock_set(c);
+    pk__pool_report_noted(&out, name, site);
+    return block;
+}
+
+void *pk_classes_alloc(pk_classes *c, size_t size)
+{
+    return debug_alloc(c, size, 0);
+}
+
+/* Every free in debug builds: the owning pool's debug core; a block whose
+ * guards were damaged is freed all the same (and reported). */
+pk_status pk_classes_free(pk_classes *c, void *p)
+{
+    pk__site site = pk__debug_take_site();
+    if (p == NULL) {
+        return PK_OK;
+    }
+    uintptr_t addr = (uintptr_t)p;
+    size_t offset = (size_t)(addr - c->first_start);
+    pk__pool_faults out;
+    out.count = 0;
+    pk_status status = PK_ERR_FOREIGN_PTR;
+    lock_set(c);
+    if (offset < c->span) {
+        size_t i = owner_of(c, addr, offset);
+        status = pk__pool_debug_free(&c->pools[i], p, &out); /* notes its own misuse */
+        if (status == PK_OK || status == PK_ERR_GUARD_CORRUPT) {
+            note_free(c, i);
+        }
+    } else {
+        c->rejected++; /* (the pool counts its own rejections) */
+    }
+    const char *name = set_name(c);
+    unlock_set(c);
+    if (offset >= c->span) {
+        return pk__debug_report(status, name, p, NULL, site);
+    }
+    pk__pool_report_noted(&out, name, site);
+    return status;
+}
+#else
 /* Every alloc the fast path does not finish: a lock set, no class to serve,
  * the pool's fast path declined (a block to carve, its list damaged), an
  * alignment asked (the view). align 0: the class's own. */
@@ -310,6 +385,7 @@ pk_status pk_classes_free(pk_classes *c, void *p)
     note_free(c, i);
     return PK_OK;
 }
+#endif
 
 void pk_classes_set_fallthrough(pk_classes *c, bool on)
 {
@@ -346,9 +422,14 @@ void pk_classes_stats(const pk_classes *c, pk_stats *out)
         s.frees += p.frees;
         s.failures += p.failures;
         s.rejected += p.rejected;
+#if PK_DEBUG
+        s.requested += p.requested; /* exact: the pools' tags know it */
+#endif
     }
     s.in_use = c->in_use;
+#if !PK_DEBUG
     s.requested = c->in_use;
+#endif
     s.peak_in_use = c->peak_in_use;
     s.largest_free = c->nonempty != 0 ? c->sizes[pk__log2_floor(c->nonempty)] : 0;
     s.live = c->live;
@@ -440,9 +521,24 @@ pk_status pk_classes_check(const pk_classes *c)
     for (size_t i = 0; ok && i < c->n; i++) {
         ok = pk__pool_consistent(&c->pools[i]);
     }
+#if PK_DEBUG
+    /* Then every live block's tag and guards and every quarantined block's
+     * poison, pool by pool. */
+    pk_debug_tag tag;
+    const unsigned char *where = NULL;
+    pk_status status = ok ? PK_OK : PK_ERR_CORRUPT;
+    for (size_t i = 0; status == PK_OK && i < c->n; i++) {
+        status = pk__pool_debug_check(&c->pools[i], &tag, &where);
+    }
+    const char *name = set_name(c);
+    unlock_set(c);
+    pk__site none = {NULL, 0};
+    return status == PK_OK ? PK_OK : pk__debug_report(status, name, where, where != NULL ? &tag : NULL, none);
+#else
     const char *name = set_name(c);
     unlock_set(c);
     return ok ? PK_OK : pk_report_fault(PK_ERR_CORRUPT, name, NULL);
+#endif
 }
 
 void pk_classes_set_name(pk_classes *c, const char *name)
@@ -479,10 +575,18 @@ static void *view_alloc_aligned(void *self, size_t size, size_t align)
         c->rejected++;
         const char *name = set_name(c);
         unlock_set(c);
+#if PK_DEBUG
+        (void)pk__debug_report(PK_ERR_INVALID_ARG, name, NULL, NULL, pk__debug_take_site());
+#else
         (void)pk_report_fault(PK_ERR_INVALID_ARG, name, NULL);
+#endif
         return NULL;
     }
+#if PK_DEBUG
+    return debug_alloc(c, size, align);
+#else
     return alloc_slow(c, size, align);
+#endif
 }
 
 static pk_status view_free(void *self, void *ptr)
@@ -519,6 +623,24 @@ static size_t view_usable_size(const void *self, const void *ptr)
     return usable;
 }
 
+#if PK_DEBUG
+/* Every class's live blocks, oldest first across the classes. */
+static void view_leaks(void *self, uint64_t since, pk_leak_fn cb, void *ctx)
+{
+    pk_classes *c = self;
+    const pk_debug_state *states[PK_CLASSES_MAX];
+    const unsigned char *cursors[PK_CLASSES_MAX];
+    lock_set(c);
+    for (size_t i = 0; i < c->n; i++) {
+        states[i] = &c->pools[i].debug;
+    }
+    pk__debug_walk_merged(states, c->n, cursors, since, cb, ctx);
+    unlock_set(c);
+}
+#else
+#define view_leaks NULL
+#endif
+
 static const pk_allocator_ops classes_ops = {
-    view_alloc_aligned, view_free, NULL, view_stats, view_check, view_name, view_usable_size,
+    view_alloc_aligned, view_free, NULL, view_stats, view_check, view_name, view_usable_size, view_leaks,
 };

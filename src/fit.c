@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "debug/notes.h"
 #include "poolkit/fit.h"
 
 #define FIT_DEFAULT_NAME "fit"
@@ -510,6 +511,7 @@ static void *alloc_locked(pk_fit *f, size_t need, size_t align)
     return take(f, b, need);
 }
 
+#if !PK_DEBUG
 void *pk_fit_alloc(pk_fit *f, size_t size)
 {
     size_t need = 0;
@@ -665,6 +667,246 @@ size_t pk_fit_usable_size(const pk_fit *f, const void *p)
     pk__unlock(&f->lock);
     return usable;
 }
+#else /* PK_DEBUG */
+
+/* Debug builds (README "Debug builds"): every block the clients get is a
+ * debug block (src/debug/hooks.h) inside a heap block of size +
+ * PK_DEBUG_OVERHEAD_(align) bytes, its payload aligned to align; its granted
+ * bytes are the heap block's whole payload. Freed blocks go to the
+ * quarantine, live to the heap, and are really freed (merging) when they
+ * leave it, so their poison is verified then: a merge rewrites freed bytes,
+ * so it cannot be verified when they are handed out again. Every public call
+ * takes the lock once, notes what it finds, and reports after unlocking. */
+
+/* The bytes before a client pointer that its tag and front guard take: a
+ * pointer closer than that to the first payload cannot be a block's. */
+#define DEBUG_TAG_ROOM (sizeof(pk_debug_tag) + PK_GUARD_SIZE)
+
+/* The payload bytes of the live block whose payload is raw. */
+static inline size_t granted_of(const unsigned char *raw)
+{
+    return size_of(pk__load_word(raw - W)) - W;
+}
+
+/* Really frees the quarantined blocks due to leave (all of them with drain),
+ * noting those whose poison was written. A block whose header was damaged
+ * meanwhile is noted as corrupt and left alone. */
+static void release_held(pk_fit *f, bool drain, pk__debug_notes *notes)
+{
+    pk_status damaged;
+    pk_debug_tag tag;
+    unsigned char *raw;
+    while ((raw = pk__debug_evict(&f->debug, drain, &damaged, &tag)) != NULL) {
+        if (damaged != PK_OK) {
+            pk__debug_note(notes, damaged, pk__debug_user_of(raw, &tag), &tag);
+        }
+        unsigned char *b;
+        size_t h;
+        if (lookup(f, raw, &b, &h) == PK_OK) {
+            free_block(f, b, h);
+        } else {
+            pk__debug_note(notes, PK_ERR_CORRUPT, pk__debug_user_of(raw, &tag), &tag);
+        }
+    }
+}
+
+/* An allocation of size bytes aligned to align (A or a power of two above
+ * it), with the lock held. The quarantine never causes a NULL: when no free
+ * block fits, it is drained and the request tried again. */
+static void *debug_alloc_core(pk_fit *f, size_t size, size_t align, pk__site site, pk__debug_notes *notes)
+{
+    size_t raw_size;
+    size_t need;
+    if (!pk__debug_raw_size(size, align, &raw_size) || !block_for(raw_size, &need)) {
+        f->failures++;
+        return NULL;
+    }
+    size_t inner_align = align > A ? align : 0;
+    unsigned char *raw = alloc_locked(f, need, inner_align);
+    if (raw == NULL && f->debug.held > 0) {
+        f->failures--; /* counted by the first try: only the retry's outcome counts */
+        release_held(f, true, notes);
+        raw = alloc_locked(f, need, inner_align);
+    }
+    if (raw == NULL) {
+        return NULL;
+    }
+    size_t granted = granted_of(raw);
+    f->debug_in_use += granted;
+    if (f->debug_in_use > f->debug_peak_in_use) {
+        f->debug_peak_in_use = f->debug_in_use;
+    }
+    return pk__debug_setup(&f->debug, raw, granted, size, align, site);
+}
+
+/* What p is: PK_OK (a live block: *tag and *raw filled), or the misuse:
+ * PK_ERR_FOREIGN_PTR (outside the managed blocks), PK_ERR_MISALIGNED_PTR (no
+ * valid tag before it: an interior or stale pointer), PK_ERR_DOUBLE_FREE (a
+ * quarantined block, or one freed since, whose tag is intact), PK_ERR_CORRUPT
+ * (a live tag whose heap block is not live: damaged metadata). *tagged says
+ * whether *tag is the block's. */
+static pk_status debug_lookup(const pk_fit *f, const void *p, pk_debug_tag *tag, unsigned char **raw,
+                              bool *tagged)
+{
+    uintptr_t addr = (uintptr_t)p;
+    uintptr_t start = (uintptr_t)f->start;
+    *tagged = false;
+    if (addr < start || addr - start >= (uintptr_t)(f->end - f->start) + W) {
+        return PK_ERR_FOREIGN_PTR;
+    }
+    if (addr - start < W + DEBUG_TAG_ROOM) {
+        return PK_ERR_MISALIGNED_PTR;
+    }
+    pk_status status = pk__debug_inspect(p, tag, raw);
+    *tagged = status != PK_ERR_MISALIGNED_PTR;
+    unsigned char *b;
+    size_t h;
+    if (status == PK_OK && lookup(f, *raw, &b, &h) != PK_OK) {
+        status = PK_ERR_CORRUPT;
+    }
+    return status;
+}
+
+/* A free with the lock held: a live block is retired to the quarantine (its
+ * guards verified and restored: PK_ERR_GUARD_CORRUPT is returned, and the
+ * block freed all the same), and the blocks due to leave it are freed. */
+static pk_status debug_free_core(pk_fit *f, void *p, pk__debug_notes *notes)
+{
+    pk_debug_tag tag;
+    unsigned char *raw;
+    bool tagged;
+    pk_status status = debug_lookup(f, p, &tag, &raw, &tagged);
+    if (status != PK_OK) {
+        f->rejected++;
+        pk__debug_note(notes, status, p, tagged ? &tag : NULL);
+        return status;
+    }
+    size_t granted = granted_of(raw);
+    status = pk__debug_retire(&f->debug, p, granted);
+    f->debug_in_use -= granted;
+    if (status != PK_OK) {
+        pk__debug_note(notes, status, p, &tag);
+    }
+    release_held(f, false, notes);
+    return status;
+}
+
+static void *debug_alloc(pk_fit *f, size_t size, size_t align, pk__site site)
+{
+    pk__debug_notes notes;
+    notes.count = 0;
+    pk__lock(&f->lock);
+    void *p = debug_alloc_core(f, size, align, site, &notes);
+    const char *name = fit_name(f);
+    pk__unlock(&f->lock);
+    pk__debug_report_notes(&notes, name, site);
+    return p;
+}
+
+static pk_status debug_free(pk_fit *f, void *p, pk__site site)
+{
+    if (p == NULL) {
+        return PK_OK;
+    }
+    pk__debug_notes notes;
+    notes.count = 0;
+    pk__lock(&f->lock);
+    pk_status status = debug_free_core(f, p, &notes);
+    const char *name = fit_name(f);
+    pk__unlock(&f->lock);
+    pk__debug_report_notes(&notes, name, site);
+    return status;
+}
+
+void *pk_fit_alloc(pk_fit *f, size_t size)
+{
+    return debug_alloc(f, size, A, pk__debug_take_site());
+}
+
+void *pk_fit_alloc_aligned(pk_fit *f, size_t size, size_t align)
+{
+    pk__site site = pk__debug_take_site();
+    if (align != 0 && !pk__is_pow2(align)) {
+        pk__lock(&f->lock);
+        f->rejected++;
+        const char *name = fit_name(f);
+        pk__unlock(&f->lock);
+        (void)pk__debug_report(PK_ERR_INVALID_ARG, name, NULL, NULL, site);
+        return NULL;
+    }
+    return debug_alloc(f, size, align > A ? align : A, site);
+}
+
+pk_status pk_fit_free(pk_fit *f, void *p)
+{
+    return debug_free(f, p, pk__debug_take_site());
+}
+
+/* Debug builds: alloc, copy and free under one hold of the lock (the block
+ * moves, so that its guards follow the new size), or p itself when the size
+ * is the same. */
+void *pk_fit_realloc(pk_fit *f, void *p, size_t size)
+{
+    pk__site site = pk__debug_take_site();
+    if (p == NULL) {
+        return debug_alloc(f, size, A, site);
+    }
+    if (size == 0) {
+        (void)debug_free(f, p, site);
+        return NULL;
+    }
+    pk__debug_notes notes;
+    notes.count = 0;
+    pk_debug_tag tag;
+    unsigned char *raw;
+    bool tagged;
+    void *result = NULL;
+    pk__lock(&f->lock);
+    pk_status status = debug_lookup(f, p, &tag, &raw, &tagged);
+    if (status != PK_OK) {
+        f->rejected++;
+        pk__debug_note(&notes, status, p, tagged ? &tag : NULL);
+    } else if (tag.size == size) {
+        result = p;
+    } else {
+        result = debug_alloc_core(f, size, A, site, &notes);
+        if (result != NULL) {
+            memcpy(result, p, tag.size < size ? tag.size : size);
+            (void)debug_free_core(f, p, &notes);
+        }
+    }
+    const char *name = fit_name(f);
+    pk__unlock(&f->lock);
+    pk__debug_report_notes(&notes, name, site);
+    return result;
+}
+
+/* Debug builds: the size requested. */
+size_t pk_fit_usable_size(const pk_fit *f, const void *p)
+{
+    pk_debug_tag tag;
+    unsigned char *raw;
+    bool tagged;
+    pk__lock(&f->lock);
+    size_t usable = debug_lookup(f, p, &tag, &raw, &tagged) == PK_OK ? tag.size : 0;
+    pk__unlock(&f->lock);
+    return usable;
+}
+
+static size_t granted_block(const void *self, const unsigned char *raw)
+{
+    (void)self;
+    return granted_of(raw);
+}
+
+static void view_leaks(void *self, uint64_t since, pk_leak_fn cb, void *ctx)
+{
+    pk_fit *f = self;
+    pk__lock(&f->lock);
+    pk__debug_walk(&f->debug, since, cb, ctx);
+    pk__unlock(&f->lock);
+}
+#endif /* PK_DEBUG */
 
 /* The size of the largest free block (0: none). The walk is bounded by the
  * free block count and stops at a link outside the buffer (damage, found by
@@ -694,6 +936,29 @@ void pk_fit_stats(const pk_fit *f, pk_stats *out)
     size_t total = (size_t)(f->end - f->start);
     size_t live_bytes = f->in_use + f->live * W;
     size_t free_total = total - live_bytes;
+#if PK_DEBUG
+    /* The clients' view: quarantined blocks are free (their payloads),
+     * requests exact; in_use counts the heap blocks of live allocations,
+     * their debug bytes included; largest_free is the largest request that
+     * succeeds now without draining the quarantine. */
+    size_t held_bytes = f->in_use - f->debug_in_use;
+    size_t largest_payload = largest != 0 ? largest - W : 0;
+    pk_stats s = {
+        .capacity = f->capacity,
+        .in_use = f->debug_in_use,
+        .requested = f->debug.requested,
+        .peak_in_use = f->debug_peak_in_use,
+        .free_bytes = free_total - f->free_blocks * W + held_bytes,
+        .largest_free = largest_payload > PK_FIT_DEBUG_BYTES_ ? largest_payload - PK_FIT_DEBUG_BYTES_ : 0,
+        .block_size = 0,
+        .live = f->debug.live,
+        .peak_live = f->debug.peak_live,
+        .allocs = f->allocs,
+        .frees = f->frees + f->debug.held,
+        .failures = f->failures,
+        .rejected = f->rejected,
+    };
+#else
     pk_stats s = {
         .capacity = f->capacity,
         .in_use = f->in_use,
@@ -709,6 +974,7 @@ void pk_fit_stats(const pk_fit *f, pk_stats *out)
         .failures = f->failures,
         .rejected = f->rejected,
     };
+#endif
     pk__unlock(&f->lock);
     *out = s;
 }
@@ -718,6 +984,10 @@ void pk_fit_reset_peaks(pk_fit *f)
     pk__lock(&f->lock);
     f->peak_in_use = f->in_use;
     f->peak_live = f->live;
+#if PK_DEBUG
+    f->debug_peak_in_use = f->debug_in_use;
+    f->debug.peak_live = f->debug.live;
+#endif
     pk__unlock(&f->lock);
 }
 
@@ -774,9 +1044,23 @@ pk_status pk_fit_check(const pk_fit *f)
 {
     pk__lock(&f->lock);
     bool ok = fit_consistent(f);
+#if PK_DEBUG
+    /* Every live block's tag and guards, every quarantined block's poison. */
+    pk_debug_tag tag;
+    const unsigned char *where = NULL;
+    pk_status status = ok && f->debug.live + f->debug.held == f->live && f->debug_in_use <= f->in_use &&
+                               f->debug_peak_in_use >= f->debug_in_use
+                           ? pk__debug_check(&f->debug, granted_block, f, &tag, &where)
+                           : PK_ERR_CORRUPT;
+    const char *name = fit_name(f);
+    pk__unlock(&f->lock);
+    pk__site none = {NULL, 0};
+    return status == PK_OK ? PK_OK : pk__debug_report(status, name, where, where != NULL ? &tag : NULL, none);
+#else
     const char *name = fit_name(f);
     pk__unlock(&f->lock);
     return ok ? PK_OK : pk_report_fault(PK_ERR_CORRUPT, name, NULL);
+#endif
 }
 
 void pk_fit_set_name(pk_fit *f, const char *name)
@@ -834,6 +1118,10 @@ static size_t view_usable_size(const void *self, const void *ptr)
     return pk_fit_usable_size(self, ptr);
 }
 
+#if !PK_DEBUG
+#define view_leaks NULL
+#endif
+
 static const pk_allocator_ops fit_ops = {
-    view_alloc_aligned, view_free, view_realloc, view_stats, view_check, view_name, view_usable_size,
+    view_alloc_aligned, view_free, view_realloc, view_stats, view_check, view_name, view_usable_size, view_leaks,
 };

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "debug/notes.h"
 #include "poolkit/heap.h"
 
 #define HEAP_DEFAULT_NAME "heap"
@@ -315,6 +316,7 @@ static PK__ALWAYS_INLINE void count_free(pk_heap *h, size_t size)
     h->live--;
 }
 
+#if !PK_DEBUG
 /* Splits `size` payload bytes off the front of the used block b when the rest
  * can make a block; the rest becomes a free block. b's next neighbour must be
  * used (a free one would have been merged). */
@@ -336,6 +338,7 @@ static PK__ALWAYS_INLINE void split_tail(pk_heap *h, pk_heap_block *b, size_t si
     MARK_START(h, rest, true);
     insert_free(h, rest, rest_size);
 }
+#endif
 
 /* Hands out b, a free block off its list (its next neighbour says PREV_FREE),
  * trimmed to size: the rest, if it can make a block, stays free. */
@@ -448,6 +451,11 @@ static void set_fast_paths(pk_heap *h)
 
 size_t pk_heap_buffer_size(size_t size, size_t count)
 {
+#if PK_DEBUG
+    if (pk__add_overflows(size, PK_DEBUG_OVERHEAD_(A), &size)) {
+        return 0; /* debug builds: each request carries a tag and guards */
+    }
+#endif
     size_t payload = adjust_size(size);
     if (count == 0 || payload == 0) {
         return 0;
@@ -594,6 +602,7 @@ static inline void reset_steps(pk_heap *h)
 #endif
 }
 
+#if !PK_DEBUG
 /* A lock is set, or the request is too large to serve. */
 PK__SLOW_PATH static void *alloc_slow(pk_heap *h, size_t size)
 {
@@ -636,6 +645,7 @@ void *pk_heap_alloc(pk_heap *h, size_t size)
     count_alloc(h, adjusted);
     return payload_of(b);
 }
+#endif
 
 /* size bytes whose payload is aligned to align (a power of two above A). */
 static void *alloc_aligned_core(pk_heap *h, size_t size, size_t align)
@@ -674,6 +684,7 @@ static void *alloc_aligned_core(pk_heap *h, size_t size, size_t align)
     return use_block(h, b, adjusted);
 }
 
+#if !PK_DEBUG
 PK__SLOW_PATH static void *reject_alloc(pk_heap *h)
 {
     pk__lock(&h->lock);
@@ -713,6 +724,7 @@ void *pk_heap_alloc_bounded(pk_heap *h, size_t size, size_t align, size_t bounda
     }
     return pk_heap_alloc_aligned(h, size, span > align ? span : align);
 }
+#endif
 
 /* Frees the used block b (validated), merging it with free neighbours. */
 static void release_block(pk_heap *h, pk_heap_block *b)
@@ -742,6 +754,7 @@ static void release_block(pk_heap *h, pk_heap_block *b)
     insert_free(h, b, block_size(b));
 }
 
+#if !PK_DEBUG
 /* The free itself, with the lock held if there is one. Calls nothing. */
 static pk_status free_core(pk_heap *h, void *p)
 {
@@ -943,6 +956,266 @@ size_t pk_heap_usable_size(const pk_heap *h, const void *p)
     pk__unlock(&h->lock);
     return size;
 }
+#else /* PK_DEBUG */
+
+/* Debug builds (README "Debug builds"): every block the clients get is a
+ * debug block (src/debug/hooks.h) inside a heap block of size +
+ * PK_DEBUG_OVERHEAD_(align) bytes, its payload aligned to align; its granted
+ * bytes are the heap block's whole payload. Freed blocks go to the
+ * quarantine, live to the heap, and are really freed (merging) when they
+ * leave it, so their poison is verified then: a merge rewrites freed bytes,
+ * so it cannot be verified when they are handed out again. Every public call
+ * takes the lock once, notes what it finds, and reports after unlocking. */
+
+/* The bytes from the start of a region that a tag and front guard need:
+ * below that, a pointer cannot be a block's. */
+#define DEBUG_TAG_ROOM (sizeof(pk_debug_tag) + PK_GUARD_SIZE)
+
+/* Really frees the quarantined blocks due to leave (all of them with drain),
+ * noting those whose poison was written. A block whose heap header was
+ * damaged meanwhile is noted as corrupt and left alone. */
+static void release_held(pk_heap *h, bool drain, pk__debug_notes *notes)
+{
+    pk_status damaged;
+    pk_debug_tag tag;
+    unsigned char *raw;
+    while ((raw = pk__debug_evict(&h->debug, drain, &damaged, &tag)) != NULL) {
+        if (damaged != PK_OK) {
+            pk__debug_note(notes, damaged, pk__debug_user_of(raw, &tag), &tag);
+        }
+        if (validate(h, raw) == PK_OK) {
+            release_block(h, block_of(raw));
+        } else {
+            pk__debug_note(notes, PK_ERR_CORRUPT, pk__debug_user_of(raw, &tag), &tag);
+        }
+    }
+}
+
+/* The heap block for size bytes of a client aligned to align (A or a power
+ * of two above it), NULL when none is free. */
+static unsigned char *inner_alloc(pk_heap *h, size_t raw_size, size_t align)
+{
+    return align > A ? alloc_aligned_core(h, raw_size, align) : alloc_core(h, raw_size);
+}
+
+/* An allocation of size bytes aligned to align (A or a power of two above
+ * it), with the lock held. The quarantine never causes a NULL: when the heap
+ * has no block, it is drained and the request tried again. */
+static void *debug_alloc_core(pk_heap *h, size_t size, size_t align, pk__site site, pk__debug_notes *notes)
+{
+    size_t raw_size;
+    if (!pk__debug_raw_size(size, align, &raw_size)) {
+        h->failures++;
+        return NULL;
+    }
+    unsigned char *raw = inner_alloc(h, raw_size, align);
+    if (raw == NULL && h->debug.held > 0) {
+        h->failures--; /* counted by the first try: only the retry's outcome counts */
+        release_held(h, true, notes);
+        raw = inner_alloc(h, raw_size, align);
+    }
+    if (raw == NULL) {
+        return NULL;
+    }
+    size_t granted = block_size(block_of(raw));
+    h->debug_in_use += granted;
+    if (h->debug_in_use > h->debug_peak_in_use) {
+        h->debug_peak_in_use = h->debug_in_use;
+    }
+    return pk__debug_setup(&h->debug, raw, granted, size, align, site);
+}
+
+/* What p is: PK_OK (a live block: *tag and *raw filled), or the misuse:
+ * PK_ERR_FOREIGN_PTR (outside every region), PK_ERR_MISALIGNED_PTR (no
+ * valid tag before it: an interior or stale pointer), PK_ERR_DOUBLE_FREE (a
+ * quarantined block, or one freed since, whose tag is intact), PK_ERR_CORRUPT
+ * (a live tag whose heap block is not live: damaged metadata). *tagged says
+ * whether *tag is the block's. */
+static pk_status debug_lookup(const pk_heap *h, const void *p, pk_debug_tag *tag, unsigned char **raw,
+                              bool *tagged)
+{
+    const pk_heap_region *r = region_of(h, p);
+    *tagged = false;
+    if (r == NULL) {
+        return PK_ERR_FOREIGN_PTR;
+    }
+    const unsigned char *user = p;
+    if ((size_t)(user - r->start) < DEBUG_TAG_ROOM) {
+        return PK_ERR_MISALIGNED_PTR;
+    }
+    pk_status status = pk__debug_inspect(user, tag, raw);
+    *tagged = status != PK_ERR_MISALIGNED_PTR;
+    if (status == PK_OK && validate(h, *raw) != PK_OK) {
+        status = PK_ERR_CORRUPT;
+    }
+    return status;
+}
+
+/* A free with the lock held: a live block is retired to the quarantine (its
+ * guards verified and restored: PK_ERR_GUARD_CORRUPT is returned, and the
+ * block freed all the same), and the blocks due to leave it are freed. */
+static pk_status debug_free_core(pk_heap *h, void *p, pk__debug_notes *notes)
+{
+    pk_debug_tag tag;
+    unsigned char *raw;
+    bool tagged;
+    pk_status status = debug_lookup(h, p, &tag, &raw, &tagged);
+    if (status != PK_OK) {
+        h->rejected++;
+        pk__debug_note(notes, status, p, tagged ? &tag : NULL);
+        return status;
+    }
+    size_t granted = block_size(block_of(raw));
+    status = pk__debug_retire(&h->debug, p, granted);
+    h->debug_in_use -= granted;
+    if (status != PK_OK) {
+        pk__debug_note(notes, status, p, &tag);
+    }
+    release_held(h, false, notes);
+    return status;
+}
+
+static void *debug_alloc(pk_heap *h, size_t size, size_t align, pk__site site)
+{
+    pk__debug_notes notes;
+    notes.count = 0;
+    pk__lock(&h->lock);
+    reset_steps(h);
+    void *p = debug_alloc_core(h, size, align, site, &notes);
+    const char *name = heap_name(h);
+    pk__unlock(&h->lock);
+    pk__debug_report_notes(&notes, name, site);
+    return p;
+}
+
+static pk_status debug_free(pk_heap *h, void *p, pk__site site)
+{
+    if (p == NULL) {
+        return PK_OK;
+    }
+    pk__debug_notes notes;
+    notes.count = 0;
+    pk__lock(&h->lock);
+    reset_steps(h);
+    pk_status status = debug_free_core(h, p, &notes);
+    const char *name = heap_name(h);
+    pk__unlock(&h->lock);
+    pk__debug_report_notes(&notes, name, site);
+    return status;
+}
+
+static void *debug_reject_alloc(pk_heap *h, pk__site site)
+{
+    pk__lock(&h->lock);
+    h->rejected++;
+    const char *name = heap_name(h);
+    pk__unlock(&h->lock);
+    (void)pk__debug_report(PK_ERR_INVALID_ARG, name, NULL, NULL, site);
+    return NULL;
+}
+
+static void *debug_alloc_aligned(pk_heap *h, size_t size, size_t align, pk__site site)
+{
+    if (align != 0 && !pk__is_pow2(align)) {
+        return debug_reject_alloc(h, site);
+    }
+    return debug_alloc(h, size, align > A ? align : A, site);
+}
+
+void *pk_heap_alloc(pk_heap *h, size_t size)
+{
+    return debug_alloc(h, size, A, pk__debug_take_site());
+}
+
+void *pk_heap_alloc_aligned(pk_heap *h, size_t size, size_t align)
+{
+    return debug_alloc_aligned(h, size, align, pk__debug_take_site());
+}
+
+void *pk_heap_alloc_bounded(pk_heap *h, size_t size, size_t align, size_t boundary)
+{
+    pk__site site = pk__debug_take_site();
+    bool bad_align = align != 0 && !pk__is_pow2(align);
+    bool bad_boundary = boundary != 0 && (!pk__is_pow2(boundary) || size > boundary);
+    if (bad_align || bad_boundary) {
+        return debug_reject_alloc(h, site);
+    }
+    /* The client's bytes aligned to the next power of two of size (at most
+     * boundary) cannot cross a multiple of boundary; the guards may. */
+    size_t span = 1;
+    while (boundary != 0 && span < size) {
+        span <<= 1;
+    }
+    return debug_alloc_aligned(h, size, span > align ? span : align, site);
+}
+
+pk_status pk_heap_free(pk_heap *h, void *p)
+{
+    return debug_free(h, p, pk__debug_take_site());
+}
+
+/* Debug builds: alloc, copy and free (the block moves, so that its guards
+ * follow the new size), or p itself when the size is the same. */
+void *pk_heap_realloc(pk_heap *h, void *p, size_t size)
+{
+    pk__site site = pk__debug_take_site();
+    if (p == NULL) {
+        return debug_alloc(h, size, A, site);
+    }
+    if (size == 0) {
+        (void)debug_free(h, p, site);
+        return NULL;
+    }
+    pk_debug_tag tag;
+    unsigned char *raw;
+    bool tagged;
+    pk__lock(&h->lock);
+    pk_status status = debug_lookup(h, p, &tag, &raw, &tagged);
+    if (status != PK_OK) {
+        h->rejected++;
+    }
+    const char *name = heap_name(h);
+    pk__unlock(&h->lock);
+    if (status != PK_OK) {
+        return (void)pk__debug_report(status, name, p, tagged ? &tag : NULL, site), NULL;
+    }
+    if (tag.size == size) {
+        return p;
+    }
+    void *fresh = debug_alloc(h, size, A, site);
+    if (fresh != NULL) {
+        memcpy(fresh, p, tag.size < size ? tag.size : size);
+        (void)debug_free(h, p, site);
+    }
+    return fresh;
+}
+
+/* Debug builds: the size requested. */
+size_t pk_heap_usable_size(const pk_heap *h, const void *p)
+{
+    pk_debug_tag tag;
+    unsigned char *raw;
+    bool tagged;
+    pk__lock(&h->lock);
+    size_t size = debug_lookup(h, p, &tag, &raw, &tagged) == PK_OK ? tag.size : 0;
+    pk__unlock(&h->lock);
+    return size;
+}
+
+static size_t granted_block(const void *self, const unsigned char *raw)
+{
+    (void)self;
+    return block_size(block_of(raw));
+}
+
+static void view_leaks(void *self, uint64_t since, pk_leak_fn cb, void *ctx)
+{
+    pk_heap *h = self;
+    pk__lock(&h->lock);
+    pk__debug_walk(&h->debug, since, cb, ctx);
+    pk__unlock(&h->lock);
+}
+#endif /* PK_DEBUG */
 
 /* Payload bytes of the free blocks: what the regions hold less the live
  * payloads and the headers of the blocks past each region's first. */
@@ -967,6 +1240,29 @@ static size_t largest_request(const pk_heap *h)
 void pk_heap_stats(const pk_heap *h, pk_stats *out)
 {
     pk__lock(&h->lock);
+#if PK_DEBUG
+    /* The clients' view: quarantined blocks are free, requests exact;
+     * in_use counts the heap blocks of live allocations, their debug bytes
+     * included; largest_free is the largest request that succeeds now
+     * without draining the quarantine. */
+    size_t held_bytes = h->in_use - h->debug_in_use;
+    size_t largest = largest_request(h);
+    pk_stats s = {
+        .capacity = h->capacity,
+        .in_use = h->debug_in_use,
+        .requested = h->debug.requested,
+        .peak_in_use = h->debug_peak_in_use,
+        .free_bytes = free_payload(h) + held_bytes,
+        .largest_free = largest > PK_DEBUG_OVERHEAD_(A) ? largest - PK_DEBUG_OVERHEAD_(A) : 0,
+        .block_size = 0,
+        .live = h->debug.live,
+        .peak_live = h->debug.peak_live,
+        .allocs = h->allocs,
+        .frees = h->allocs - h->debug.live,
+        .failures = h->failures,
+        .rejected = h->rejected,
+    };
+#else
     pk_stats s = {
         .capacity = h->capacity,
         .in_use = h->in_use,
@@ -982,6 +1278,7 @@ void pk_heap_stats(const pk_heap *h, pk_stats *out)
         .failures = h->failures,
         .rejected = h->rejected,
     };
+#endif
     pk__unlock(&h->lock);
     *out = s;
 }
@@ -991,6 +1288,10 @@ void pk_heap_reset_peaks(pk_heap *h)
     pk__lock(&h->lock);
     h->peak_in_use = h->in_use;
     h->peak_live = h->live;
+#if PK_DEBUG
+    h->debug_peak_in_use = h->debug_in_use;
+    h->debug.peak_live = h->debug.live;
+#endif
     pk__unlock(&h->lock);
 }
 
@@ -1101,8 +1402,22 @@ pk_status pk_heap_check(const pk_heap *h)
 {
     pk__lock(&h->lock);
     bool ok = heap_consistent(h);
+#if PK_DEBUG
+    /* Every live block's tag and guards, every quarantined block's poison. */
+    pk_debug_tag tag;
+    const unsigned char *where = NULL;
+    pk_status status = ok && h->debug.live + h->debug.held == h->live && h->debug_in_use <= h->in_use &&
+                               h->debug_peak_in_use >= h->debug_in_use
+                           ? pk__debug_check(&h->debug, granted_block, h, &tag, &where)
+                           : PK_ERR_CORRUPT;
+    const char *name = heap_name(h);
+    pk__unlock(&h->lock);
+    pk__site none = {NULL, 0};
+    return status == PK_OK ? PK_OK : pk__debug_report(status, name, where, where != NULL ? &tag : NULL, none);
+#else
     pk__unlock(&h->lock);
     return ok ? PK_OK : pk_report_fault(PK_ERR_CORRUPT, heap_name(h), NULL);
+#endif
 }
 
 void pk_heap_set_name(pk_heap *h, const char *name)
@@ -1161,6 +1476,10 @@ static size_t view_usable_size(const void *self, const void *ptr)
     return pk_heap_usable_size(self, ptr);
 }
 
+#if !PK_DEBUG
+#define view_leaks NULL
+#endif
+
 static const pk_allocator_ops heap_ops = {
-    view_alloc_aligned, view_free, view_realloc, view_stats, view_check, view_name, view_usable_size,
+    view_alloc_aligned, view_free, view_realloc, view_stats, view_check, view_name, view_usable_size, view_leaks,
 };

@@ -40,6 +40,17 @@ static inline size_t live_blocks(const pk_pool *p)
     return (size_t)(p->allocs - p->frees);
 }
 
+/* Live blocks as the clients see them: in debug builds, quarantined blocks
+ * are free to them though live to the pool. */
+static inline size_t client_live(const pk_pool *p)
+{
+#if PK_DEBUG
+    return p->debug.live;
+#else
+    return live_blocks(p);
+#endif
+}
+
 static inline size_t peak_blocks(const pk_pool *p)
 {
     size_t since_reset = p->peak_base + p->draws;
@@ -69,9 +80,10 @@ pk_status pk_pool_init(pk_pool *p, void *buf, size_t buf_size, size_t block_size
     if (!pk__is_pow2(align)) {
         return PK_ERR_INVALID_ARG;
     }
+    size_t carried = block_size; /* bytes a block holds: debug builds add a tag and guards */
     size_t stride;
-    if (pk__round_up_overflows(block_size < sizeof(size_t) ? sizeof(size_t) : block_size, align,
-                               &stride) ||
+    if ((PK_DEBUG && pk__add_overflows(block_size, PK_POOL_DEBUG_BYTES_(align), &carried)) ||
+        pk__round_up_overflows(carried < sizeof(size_t) ? sizeof(size_t) : carried, align, &stride) ||
         stride > SIZE_MAX / 2) {
         return PK_ERR_INVALID_ARG;
     }
@@ -154,7 +166,7 @@ void *pk__pool_alloc_core(pk_pool *p, pk_status *fault)
         index = pop_checked(p, &p->reserve_head, &corrupt);
         if (index == PK_POOL_NONE && !corrupt && p->carved < p->count) {
             index = p->carved++;
-            if (!locked) {
+            if (!locked && !PK_DEBUG) {
                 p->fast_limit = p->carved; /* while locked it stays 0, unwritten */
             }
         }
@@ -178,6 +190,7 @@ void *pk__pool_alloc_core(pk_pool *p, pk_status *fault)
     return block_at(p, index);
 }
 
+#if !PK_DEBUG
 PK__SLOW_PATH static void *alloc_slow(pk_pool *p)
 {
     pk_status fault;
@@ -190,12 +203,132 @@ PK__SLOW_PATH static void *alloc_slow(pk_pool *p)
     }
     return block;
 }
+#endif
 
+#if PK_DEBUG
+static size_t debug_prefix(const pk_pool *p)
+{
+    return pk__debug_prefix(p->align);
+}
+
+static void note_fault(pk__pool_faults *out, pk_status kind, const void *ptr, const pk_debug_tag *tag)
+{
+    if (out->count < PK__POOL_FAULTS_MAX) {
+        out->f[out->count].kind = kind;
+        out->f[out->count].ptr = ptr;
+        out->f[out->count].tagged = tag != NULL;
+        if (tag != NULL) {
+            out->f[out->count].tag = *tag;
+        }
+        out->count++;
+    }
+}
+
+/* Really frees the blocks that leave the quarantine (all of them with
+ * drain), noting those whose poison was written. Each is poisoned whole, so
+ * that its reuse can verify every byte after the tag. */
+static void release_held(pk_pool *p, bool drain, pk__pool_faults *out)
+{
+    size_t prefix = debug_prefix(p);
+    pk_status damaged;
+    pk_debug_tag tag;
+    unsigned char *raw;
+    while ((raw = pk__debug_evict(&p->debug, drain, &damaged, &tag)) != NULL) {
+        if (damaged != PK_OK) {
+            note_fault(out, damaged, raw + prefix, &tag);
+        }
+        memset(raw + prefix, PK__FILL_POISON, p->stride - prefix);
+        (void)pk__pool_free_core(p, raw); /* a live block of the pool: cannot fail */
+    }
+}
+
+void *pk__pool_debug_alloc(pk_pool *p, size_t size, pk__site site, pk__pool_faults *out)
+{
+    if (p->debug.held > 0 && live_blocks(p) == p->count) {
+        release_held(p, true, out); /* the quarantine never causes a NULL */
+    }
+    size_t carved = p->carved;
+    pk_status fault;
+    unsigned char *raw = pk__pool_alloc_core(p, &fault);
+    if (fault != PK_OK) {
+        note_fault(out, fault, NULL, NULL);
+    }
+    if (raw == NULL) {
+        return NULL;
+    }
+    size_t prefix = debug_prefix(p);
+    if (p->carved == carved && pk__debug_verify_poison(raw + prefix, p->stride - prefix) != PK_OK) {
+        note_fault(out, PK_ERR_USE_AFTER_FREE, raw + prefix, NULL); /* handed out refilled */
+    }
+    return pk__debug_setup(&p->debug, raw, p->stride, size, p->align, site);
+}
+
+pk_status pk__pool_debug_free(pk_pool *p, void *ptr, pk__pool_faults *out)
+{
+    unsigned char *user = ptr;
+    size_t offset = (size_t)((uintptr_t)user - (uintptr_t)p->base);
+    pk_debug_tag tag;
+    pk_status status;
+    if (offset >= p->count * p->stride) {
+        status = PK_ERR_FOREIGN_PTR;
+    } else if (offset % p->stride != debug_prefix(p)) {
+        status = PK_ERR_MISALIGNED_PTR;
+    } else if (offset / p->stride >= p->carved || !is_live(p, offset / p->stride)) {
+        status = PK_ERR_DOUBLE_FREE;
+    } else {
+        unsigned char *raw;
+        status = pk__debug_inspect(user, &tag, &raw);
+        if (status == PK_OK) {
+            status = pk__debug_retire(&p->debug, user, p->stride);
+            if (status != PK_OK) {
+                note_fault(out, status, user, &tag); /* freed all the same, guards restored */
+            }
+            release_held(p, false, out);
+            return status;
+        }
+        if (status == PK_ERR_DOUBLE_FREE) {
+            p->rejected++;
+            note_fault(out, status, user, &tag);
+            return status;
+        }
+        status = PK_ERR_CORRUPT; /* a live block whose tag was overwritten: kept live */
+    }
+    p->rejected++;
+    note_fault(out, status, user, NULL);
+    return status;
+}
+
+void pk__pool_report_noted(const pk__pool_faults *out, const char *name, pk__site site)
+{
+    for (size_t i = 0; i < out->count; i++) {
+        (void)pk__debug_report(out->f[i].kind, name, out->f[i].ptr, out->f[i].tagged ? &out->f[i].tag : NULL,
+                               site);
+    }
+}
+
+static void *debug_alloc(pk_pool *p, size_t size)
+{
+    pk__site site = pk__debug_take_site();
+    pk__pool_faults out = {0};
+    pk__lock(&p->lock);
+    void *block = pk__pool_debug_alloc(p, size, site, &out);
+    const char *name = pool_name(p);
+    pk__unlock(&p->lock);
+    pk__pool_report_noted(&out, name, site);
+    return block;
+}
+
+void *pk_pool_alloc(pk_pool *p)
+{
+    return debug_alloc(p, p->block_size);
+}
+#else
 void *pk_pool_alloc(pk_pool *p)
 {
     void *block = pk__pool_pop_fast(p);
     return block != NULL ? block : alloc_slow(p);
 }
+#endif
 
 /* Why ptr, which index_of rejected, is not a block start of the pool. */
 static pk_status classify_bad_pointer(const pk_pool *p, const void *ptr)
@@ -231,6 +364,7 @@ pk_status pk__pool_free_core(pk_pool *p, void *block)
     return status;
 }
 
+#if !PK_DEBUG
 PK__SLOW_PATH static pk_status free_slow(pk_pool *p, void *block)
 {
     if (block == NULL) {
@@ -245,10 +379,25 @@ PK__SLOW_PATH static pk_status free_slow(pk_pool *p, void *block)
     }
     return PK_OK;
 }
+#endif
 
 pk_status pk_pool_free(pk_pool *p, void *block)
 {
+#if PK_DEBUG
+    pk__site site = pk__debug_take_site();
+    if (block == NULL) {
+        return PK_OK;
+    }
+    pk__pool_faults out = {0};
+    pk__lock(&p->lock);
+    pk_status status = pk__pool_debug_free(p, block, &out);
+    const char *name = pool_name(p);
+    pk__unlock(&p->lock);
+    pk__pool_report_noted(&out, name, site);
+    return status;
+#else
     return pk__pool_push_fast(p, block) ? PK_OK : free_slow(p, block);
+#endif
 }
 
 size_t pk_pool_capacity(const pk_pool *p)
@@ -259,7 +408,7 @@ size_t pk_pool_capacity(const pk_pool *p)
 size_t pk_pool_available(const pk_pool *p)
 {
     pk__lock(&p->lock);
-    size_t available = p->count - live_blocks(p);
+    size_t available = p->count - client_live(p);
     pk__unlock(&p->lock);
     return available;
 }
@@ -273,21 +422,45 @@ bool pk_pool_owns(const pk_pool *p, const void *ptr)
 size_t pk_pool_usable_size(const pk_pool *p, const void *block)
 {
     pk__lock(&p->lock);
+#if PK_DEBUG
+    size_t offset = (size_t)((uintptr_t)block - (uintptr_t)p->base);
+    size_t size = 0;
+    pk_debug_tag tag;
+    unsigned char *raw;
+    if (offset < p->count * p->stride && offset % p->stride == debug_prefix(p) &&
+        offset / p->stride < p->carved && is_live(p, offset / p->stride) &&
+        pk__debug_inspect(block, &tag, &raw) == PK_OK) {
+        size = tag.size;
+    }
+    pk__unlock(&p->lock);
+    return size;
+#else
     size_t index = index_of(p, block);
     bool live = index < p->carved && is_live(p, index);
     pk__unlock(&p->lock);
     return live ? p->block_size : 0;
+#endif
 }
 
 void pk_pool_stats(const pk_pool *p, pk_stats *out)
 {
     pk__lock(&p->lock);
+#if PK_DEBUG
+    /* The clients' view: quarantined blocks are free, requests exact. */
+    size_t live = p->debug.live;
+    size_t peak = p->debug.peak_live;
+    size_t requested = p->debug.requested;
+    uint64_t frees = p->frees + p->debug.held;
+#else
     size_t live = live_blocks(p);
     size_t peak = peak_blocks(p);
+    size_t requested = live * p->block_size;
+    uint64_t frees = p->frees;
+#endif
     pk_stats s = {
         .capacity = p->count * p->block_size,
         .in_use = live * p->block_size,
-        .requested = live * p->block_size,
+        .requested = requested,
         .peak_in_use = peak * p->block_size,
         .free_bytes = (p->count - live) * p->block_size,
         .largest_free = live < p->count ? p->block_size : 0,
@@ -295,7 +468,7 @@ void pk_pool_stats(const pk_pool *p, pk_stats *out)
         .live = live,
         .peak_live = peak,
         .allocs = p->allocs,
-        .frees = p->frees,
+        .frees = frees,
         .failures = p->failures,
         .rejected = p->rejected,
     };
@@ -333,6 +506,9 @@ void pk_pool_reset_peaks(pk_pool *p)
     p->peak_base = live_blocks(p);
     p->draws = 0;
     p->peak_floor = 0;
+#if PK_DEBUG
+    p->debug.peak_live = p->debug.live;
+#endif
     const char *name = pool_name(p);
     pk__unlock(&p->lock);
     if (corrupt) {
@@ -358,7 +534,7 @@ bool pk__pool_consistent(const pk_pool *p)
 {
     bool locked = p->lock.lock != NULL;
     size_t live = live_blocks(p);
-    if (p->carved > p->count || p->fast_limit != (locked ? 0 : p->carved) ||
+    if (p->carved > p->count || p->fast_limit != (locked || PK_DEBUG ? 0 : p->carved) ||
         p->frees > p->allocs || live > p->carved || p->peak_floor > p->count ||
         (locked ? p->free_head : p->locked_head) != PK_POOL_NONE) {
         return false;
@@ -383,13 +559,42 @@ bool pk__pool_consistent(const pk_pool *p)
            active + reserve == free_blocks && p->peak_base + p->draws == live + active;
 }
 
+#if PK_DEBUG
+static size_t granted_block(const void *self, const unsigned char *raw)
+{
+    (void)raw;
+    return ((const pk_pool *)self)->stride;
+}
+
+pk_status pk__pool_debug_check(const pk_pool *p, pk_debug_tag *tag, const unsigned char **where)
+{
+    /* Every live or quarantined block's tag, guards and poison; the pool's
+     * live blocks are the clients' and the quarantined ones. */
+    *where = NULL;
+    if (p->debug.live + p->debug.held != live_blocks(p)) {
+        return PK_ERR_CORRUPT;
+    }
+    return pk__debug_check(&p->debug, granted_block, p, tag, where);
+}
+#endif
+
 pk_status pk_pool_check(const pk_pool *p)
 {
     pk__lock(&p->lock);
     bool ok = pk__pool_consistent(p);
+#if PK_DEBUG
+    pk_debug_tag tag;
+    const unsigned char *where = NULL;
+    pk_status status = ok ? pk__pool_debug_check(p, &tag, &where) : PK_ERR_CORRUPT;
+    const char *name = pool_name(p);
+    pk__unlock(&p->lock);
+    pk__site none = {NULL, 0};
+    return status == PK_OK ? PK_OK : pk__debug_report(status, name, where, where != NULL ? &tag : NULL, none);
+#else
     const char *name = pool_name(p);
     pk__unlock(&p->lock);
     return ok ? PK_OK : pk_report_fault(PK_ERR_CORRUPT, name, NULL);
+#endif
 }
 
 void pk_pool_set_name(pk_pool *p, const char *name)
@@ -407,7 +612,8 @@ pk_status pk_pool_set_lock(pk_pool *p, const pk_lock *lock)
     *active_head(p) = PK_POOL_NONE;
     p->lock = chosen;
     *active_head(p) = list;
-    p->fast_limit = p->lock.lock != NULL ? 0 : p->carved;
+    /* (Debug builds have no fast path: fast_limit stays 0.) */
+    p->fast_limit = p->lock.lock != NULL || PK_DEBUG ? 0 : p->carved;
     return PK_OK;
 }
 
@@ -425,7 +631,11 @@ static void *view_alloc_aligned(void *self, size_t size, size_t align)
         pk__lock(&p->lock);
         p->rejected++;
         pk__unlock(&p->lock);
+#if PK_DEBUG
+        (void)pk__debug_report(PK_ERR_INVALID_ARG, pool_name(p), NULL, NULL, pk__debug_take_site());
+#else
         (void)pk_report_fault(PK_ERR_INVALID_ARG, pool_name(p), NULL);
+#endif
         return NULL;
     }
     if (size > p->block_size || align > p->align) {
@@ -434,7 +644,11 @@ static void *view_alloc_aligned(void *self, size_t size, size_t align)
         pk__unlock(&p->lock);
         return NULL;
     }
+#if PK_DEBUG
+    return debug_alloc(p, size);
+#else
     return pk_pool_alloc(p);
+#endif
 }
 
 static pk_status view_free(void *self, void *ptr)
@@ -462,6 +676,18 @@ static size_t view_usable_size(const void *self, const void *ptr)
     return pk_pool_usable_size(self, ptr);
 }
 
+#if PK_DEBUG
+static void view_leaks(void *self, uint64_t since, pk_leak_fn cb, void *ctx)
+{
+    pk_pool *p = self;
+    pk__lock(&p->lock);
+    pk__debug_walk(&p->debug, since, cb, ctx);
+    pk__unlock(&p->lock);
+}
+#else
+#define view_leaks NULL
+#endif
+
 const pk_allocator_ops pk_pool_allocator_ops = {
-    view_alloc_aligned, view_free, NULL, view_stats, view_check, view_name, view_usable_size,
+    view_alloc_aligned, view_free, NULL, view_stats, view_check, view_name, view_usable_size, view_leaks,
 };

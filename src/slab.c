@@ -22,11 +22,24 @@
  * A growing allocation calls the page source (and builds the slab, running
  * the constructors) without the cache's lock: the page is the call's alone
  * until it is linked on the empty list under the lock again.
+ *
+ * Debug builds: an object's stride also holds its tag and guards
+ * ([padding][tag][front guard] object [rear guard][tail], hooks.h), and a
+ * slab's `first` is object 0's user pointer (its colour plus the prefix), so
+ * indices, constructors and destructors all work on user pointers. Alloc
+ * lays out the tag and guards (setup_kept: the constructed bytes stay), free
+ * verifies and restores them (release: no poison, no quarantine), check
+ * walks the live objects' guards, and shrink opens a slab's bytes to the
+ * tools again before its destructors run. No fast paths.
  */
 #include <string.h>
 
 #include "core/internal.h"
 #include "poolkit/buddy.h"
+#if PK_DEBUG
+#include "buddy_pages.h"
+#include "debug/hooks.h"
+#endif
 #include "poolkit/pool.h" /* PK_POOL_INV_ODD_, PK_POOL_ODD_: the exact-division inverse */
 #include "poolkit/slab.h"
 
@@ -62,6 +75,14 @@ static const char *cache_name(const pk_slab_cache *c)
 {
     return c->name != NULL ? c->name : SLAB_DEFAULT_NAME;
 }
+
+#if PK_DEBUG
+/* Bytes from an object's raw start (its stride slot) to its user pointer. */
+static size_t debug_prefix(const pk_slab_cache *c)
+{
+    return pk__debug_prefix(c->align);
+}
+#endif
 
 static PK__ALWAYS_INLINE uintptr_t slab_base(const pk_slab_cache *c, const slab *s)
 {
@@ -134,9 +155,18 @@ static bool compute_layout(size_t obj_size, size_t align, size_t slab_size, layo
         return false;
     }
     size_t stride;
+#if PK_DEBUG
+    /* The tag and guards travel with each object (stride stays a multiple of align). */
+    size_t carried;
+    if (pk__add_overflows(obj_size, PK_DEBUG_OVERHEAD_(align), &carried) ||
+        pk__round_up_overflows(carried, align, &stride) || stride > slab_size) {
+        return false;
+    }
+#else
     if (pk__round_up_overflows(obj_size, align, &stride) || stride > slab_size) {
         return false;
     }
+#endif
     size_t room = slab_size - PK_SLAB_HEADER_SIZE; /* objects and links */
     size_t per_slab = room / (stride + sizeof(uint16_t));
     if (per_slab > MAX_PER_SLAB) {
@@ -221,7 +251,11 @@ static slab *build(pk_slab_cache *c, size_t colour, void **bad_page)
     slab *s = (slab *)(void *)(page + c->header_offset);
     s->magic = SLAB_MAGIC ^ base;
     s->cache = c;
+#if PK_DEBUG
+    s->first = page + colour + debug_prefix(c);
+#else
     s->first = page + colour;
+#endif
     s->prev = NULL;
     s->next = NULL;
     s->inuse = 0;
@@ -231,6 +265,17 @@ static slab *build(pk_slab_cache *c, size_t colour, void **bad_page)
     uint16_t *links = links_of(c, s);
     for (size_t i = 0; i < c->per_slab; i++) {
         links[i] = (uint16_t)(i + 1 < c->per_slab ? i + 1 : LINK_END);
+#if PK_DEBUG
+        /* Guards (and the tag's room) filled, the object new-filled, before
+         * its constructor runs: alloc writes the tag, free checks the guards. */
+        {
+            unsigned char *user = s->first + i * c->stride;
+            size_t prefix = debug_prefix(c);
+            memset(user - prefix, PK__FILL_GUARD, prefix);
+            memset(user, PK__FILL_NEW, c->obj_size);
+            memset(user + c->obj_size, PK__FILL_GUARD, c->stride - prefix - c->obj_size);
+        }
+#endif
         if (c->ctor != NULL) {
             c->ctor(s->first + i * c->stride, c->ctx);
         }
@@ -297,6 +342,9 @@ static PK__ALWAYS_INLINE void *take(pk_slab_cache *c, slab *s)
  * one growth, so the loop ends. */
 PK__SLOW_PATH static void *alloc_slow(pk_slab_cache *c)
 {
+#if PK_DEBUG
+    pk__site site = pk__debug_take_site();
+#endif
     bool grown = false;
     pk__lock(&c->lock);
     for (;;) {
@@ -304,6 +352,10 @@ PK__SLOW_PATH static void *alloc_slow(pk_slab_cache *c)
         if (s != NULL) {
             void *obj = take(c, s);
             if (obj != NULL) {
+#if PK_DEBUG
+                obj = pk__debug_setup_kept(&c->debug, (unsigned char *)obj - debug_prefix(c), c->stride,
+                                           c->obj_size, c->align, site);
+#endif
                 pk__unlock(&c->lock);
                 return obj;
             }
@@ -311,7 +363,11 @@ PK__SLOW_PATH static void *alloc_slow(pk_slab_cache *c)
             c->rejected++;
             const char *name = cache_name(c);
             pk__unlock(&c->lock);
+#if PK_DEBUG
+            (void)pk__debug_report(PK_ERR_CORRUPT, name, (void *)slab_base(c, s), NULL, site);
+#else
             (void)pk_report_fault(PK_ERR_CORRUPT, name, (void *)slab_base(c, s));
+#endif
             pk__lock(&c->lock);
             continue;
         }
@@ -325,7 +381,11 @@ PK__SLOW_PATH static void *alloc_slow(pk_slab_cache *c)
         void *bad_page = NULL;
         slab *fresh = build(c, colour, &bad_page);
         if (bad_page != NULL) {
+#if PK_DEBUG
+            (void)pk__debug_report(PK_ERR_MISALIGNED_PTR, name, bad_page, NULL, site);
+#else
             (void)pk_report_fault(PK_ERR_MISALIGNED_PTR, name, bad_page);
+#endif
         }
         pk__lock(&c->lock);
         if (fresh != NULL) {
@@ -344,6 +404,9 @@ PK__SLOW_PATH static void *alloc_slow(pk_slab_cache *c)
 
 void *pk_slab_alloc(pk_slab_cache *c)
 {
+#if PK_DEBUG
+    return alloc_slow(c); /* no fast path: every object gets its tag under the lock */
+#else
     if (c->lock.lock == NULL) {
         slab *s = c->partial;
         if (s != NULL) {
@@ -354,6 +417,7 @@ void *pk_slab_alloc(pk_slab_cache *c)
         }
     }
     return alloc_slow(c);
+#endif
 }
 
 /* The slab that owns ptr, or NULL when ptr is not in one of this cache's
@@ -417,6 +481,48 @@ static pk_status classify(const pk_slab_cache *c, const void *ptr, slab **owner,
     return PK_OK;
 }
 
+#if PK_DEBUG
+/* Debug free: the links say live, freed or not an object, as in release; a
+ * live object's guards are verified and restored (a damaged guard is
+ * reported and the object freed all the same); a double free reads the tag
+ * the last free left (an object start: its tag's bytes are metadata). */
+static pk_status debug_free(pk_slab_cache *c, void *obj)
+{
+    pk__site site = pk__debug_take_site();
+    if (obj == NULL) {
+        return PK_OK;
+    }
+    pk__lock(&c->lock);
+    slab *s = NULL;
+    size_t index = 0;
+    pk_debug_tag tag;
+    unsigned char *raw = NULL;
+    bool tagged = false;
+    pk_status status = classify(c, obj, &s, &index);
+    if (status == PK_OK) {
+        if (pk__debug_inspect(obj, &tag, &raw) == PK_OK) {
+            tagged = true;
+            status = pk__debug_release(&c->debug, obj, c->stride);
+        } else {
+            /* The tag itself was overwritten (an underflow past the front
+             * guard): the guards are damaged; the object is freed, but it
+             * cannot leave the debug live list (its links were in the tag),
+             * so check reports the list from now on. */
+            status = PK_ERR_GUARD_CORRUPT;
+        }
+        give_back(c, s, index);
+    } else {
+        if (status == PK_ERR_DOUBLE_FREE) {
+            tagged = pk__debug_inspect(obj, &tag, &raw) == PK_ERR_DOUBLE_FREE;
+        }
+        c->rejected++;
+    }
+    const char *name = cache_name(c);
+    pk__unlock(&c->lock);
+    return status == PK_OK ? PK_OK : pk__debug_report(status, name, obj, tagged ? &tag : NULL, site);
+}
+#else
+
 PK__SLOW_PATH static pk_status free_slow(pk_slab_cache *c, void *obj)
 {
     if (obj == NULL) {
@@ -435,9 +541,13 @@ PK__SLOW_PATH static pk_status free_slow(pk_slab_cache *c, void *obj)
     pk__unlock(&c->lock);
     return status == PK_OK ? PK_OK : pk_report_fault(status, name, obj);
 }
+#endif
 
 pk_status pk_slab_free(pk_slab_cache *c, void *obj)
 {
+#if PK_DEBUG
+    return debug_free(c, obj);
+#else
     if (c->lock.lock == NULL) {
         slab *s = owner_of(c, obj);
         if (s != NULL) {
@@ -449,6 +559,7 @@ pk_status pk_slab_free(pk_slab_cache *c, void *obj)
         }
     }
     return free_slow(c, obj);
+#endif
 }
 
 size_t pk_slab_shrink(pk_slab_cache *c)
@@ -474,6 +585,10 @@ size_t pk_slab_shrink(pk_slab_cache *c)
     for (size_t k = 0; k < count && list != NULL; k++) {
         slab *s = list;
         list = s->next;
+#if PK_DEBUG
+        /* Freed objects' bytes and every guard were closed to the tools. */
+        pk__debug_open((unsigned char *)s - header_offset, slab_size);
+#endif
         if (dtor != NULL) {
             for (size_t i = 0; i < per_slab; i++) {
                 dtor(s->first + i * stride, ctx);
@@ -553,7 +668,11 @@ static bool slab_consistent(const pk_slab_cache *c, const slab *s, unsigned list
         s->magic != (SLAB_MAGIC ^ base) || s->cache != c || s->list != list) {
         return false;
     }
+#if PK_DEBUG
+    size_t colour = (size_t)((uintptr_t)s->first - base) - debug_prefix(c);
+#else
     size_t colour = (size_t)((uintptr_t)s->first - base);
+#endif
     if (colour > c->colour_max || (colour & (c->align - 1)) != 0) {
         return false;
     }
@@ -616,13 +735,35 @@ static bool cache_consistent(const pk_slab_cache *c)
            c->next_colour <= c->colour_max && c->slabs_made - c->slabs_freed == c->slabs;
 }
 
+#if PK_DEBUG
+static size_t granted_object(const void *self, const unsigned char *raw)
+{
+    (void)raw;
+    return ((const pk_slab_cache *)self)->stride;
+}
+#endif
+
 pk_status pk_slab_check(const pk_slab_cache *c)
 {
     pk__lock(&c->lock);
     bool ok = cache_consistent(c);
+#if PK_DEBUG
+    /* Every live object's tag and guards (the lists' own links and counts
+     * too); no poison: free objects stay constructed. */
+    pk_debug_tag tag;
+    const unsigned char *where = NULL;
+    pk_status status = !ok || c->debug.live != c->live || c->debug.held != 0
+                           ? PK_ERR_CORRUPT
+                           : pk__debug_check(&c->debug, granted_object, c, &tag, &where);
+    const char *name = cache_name(c);
+    pk__unlock(&c->lock);
+    pk__site none = {NULL, 0};
+    return status == PK_OK ? PK_OK : pk__debug_report(status, name, where, where != NULL ? &tag : NULL, none);
+#else
     const char *name = cache_name(c);
     pk__unlock(&c->lock);
     return ok ? PK_OK : pk_report_fault(PK_ERR_CORRUPT, name, NULL);
+#endif
 }
 
 void pk_slab_set_name(pk_slab_cache *c, const char *name)
@@ -652,10 +793,17 @@ static void *view_alloc_aligned(void *self, size_t size, size_t align)
         pk__lock(&c->lock);
         c->rejected++;
         pk__unlock(&c->lock);
+#if PK_DEBUG
+        (void)pk__debug_report(PK_ERR_INVALID_ARG, cache_name(c), NULL, NULL, pk__debug_take_site());
+#else
         (void)pk_report_fault(PK_ERR_INVALID_ARG, cache_name(c), NULL);
+#endif
         return NULL;
     }
     if (size > c->obj_size || align > c->align) {
+#if PK_DEBUG
+        (void)pk__debug_take_site(); /* the view's site is not left for a later call */
+#endif
         pk__lock(&c->lock);
         c->failures++;
         pk__unlock(&c->lock);
@@ -689,21 +837,44 @@ static size_t view_usable_size(const void *self, const void *ptr)
     return pk_slab_usable_size(self, ptr);
 }
 
+#if PK_DEBUG
+static void view_leaks(void *self, uint64_t since, pk_leak_fn cb, void *ctx)
+{
+    pk_slab_cache *c = self;
+    pk__lock(&c->lock);
+    pk__debug_walk(&c->debug, since, cb, ctx);
+    pk__unlock(&c->lock);
+}
+#else
+#define view_leaks NULL
+#endif
+
 static const pk_allocator_ops slab_ops = {
-    view_alloc_aligned, view_free, NULL, view_stats, view_check, view_name, view_usable_size,
+    view_alloc_aligned, view_free, NULL, view_stats, view_check, view_name, view_usable_size, view_leaks,
 };
 
 /* Page source over a buddy allocator. */
 
+/* Debug builds: pages go round the buddy's tags and guards (a slab is a
+ * whole block aligned to its size; the cache guards its objects itself):
+ * src/buddy_pages.h. */
 static void *buddy_get(void *ctx, size_t size, size_t align)
 {
+#if PK_DEBUG
+    return pk__buddy_page_get(ctx, size, align);
+#else
     return pk_buddy_alloc_aligned(ctx, size, align);
+#endif
 }
 
 static void buddy_put(void *ctx, void *page, size_t size)
 {
     (void)size;
+#if PK_DEBUG
+    (void)pk__buddy_page_put(ctx, page); /* a misuse is the buddy's to report */
+#else
     (void)pk_buddy_free(ctx, page); /* a misuse is the buddy's to report */
+#endif
 }
 
 pk_page_source pk_page_source_buddy(struct pk_buddy *b)

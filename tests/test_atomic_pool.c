@@ -21,6 +21,10 @@
 #include "driver/driver.h"
 #include "support.h"
 #include "poolkit/atomic_pool.h"
+#include "poolkit/debug.h"
+#if PK_DEBUG
+#include "debug/hooks.h" /* the fill patterns */
+#endif
 
 static _Alignas(4096) unsigned char arena[1 << 19];
 
@@ -83,8 +87,19 @@ static void test_block_limit(void **state)
 #ifdef PK_ATOMIC_POOL_NARROW
     assert_int_equal(max, 65535);
     size_t size = PK_ATOMIC_POOL_BUFFER_SIZE(1, 65535, 1);
-    assert_true(size + PK_ATOMIC_POOL_BUFFER_SIZE(1, 1, 1) <= sizeof arena);
     pk_atomic_pool p;
+#if PK_DEBUG
+    /* Debug blocks carry a tag and guards: 65,535 of them do not fit in the
+     * arena. Init writes only the metadata in front of the blocks (which
+     * does), so the limit is checked without allocating. */
+    assert_true(PK_ATOMIC_POOL_BUFFER_SIZE(1, 65536, 1) - 65536 * PK_ATOMIC_POOL_STRIDE_(1, 1) <= sizeof arena);
+    assert_int_equal(pk_atomic_pool_init(&p, arena, size, 1, 1), PK_OK);
+    assert_int_equal(pk_atomic_pool_capacity(&p), 65535);
+    assert_int_equal(pk_atomic_pool_init(&p, arena, PK_ATOMIC_POOL_BUFFER_SIZE(1, 65536, 1), 1, 1),
+                     PK_ERR_INVALID_ARG);
+    return;
+#endif
+    assert_true(size + PK_ATOMIC_POOL_BUFFER_SIZE(1, 1, 1) <= sizeof arena);
     assert_int_equal(pk_atomic_pool_init(&p, arena, size, 1, 1), PK_OK);
     assert_int_equal(pk_atomic_pool_capacity(&p), 65535);
     assert_int_equal(pk_atomic_pool_init(&p, arena, PK_ATOMIC_POOL_BUFFER_SIZE(1, 65536, 1), 1, 1),
@@ -223,17 +238,26 @@ static void test_misuse_cases(void **state)
     unsigned char *b = pk_atomic_pool_alloc(&p);
     pk_stats before;
     pk_atomic_pool_stats(&p, &before);
+    /* Release builds: 16-byte strides, a at the start of block 0. Debug
+     * builds: each block also holds a tag and guards, and a is block 0's
+     * start plus that prefix; the same cases hold around base and stride. */
+    const size_t stride = PK_ATOMIC_POOL_STRIDE_(10, 16);
+#if PK_DEBUG
+    unsigned char *base = a - PK_DEBUG_PREFIX_(16);
+#else
+    unsigned char *base = a;
+#endif
 
     assert_int_equal(pk_atomic_pool_free(&p, a + 12), PK_ERR_MISALIGNED_PTR);
     expect_fault_named(PK_ERR_MISALIGNED_PTR, a + 12, "isr buffers");
     assert_int_equal(pk_atomic_pool_free(&p, a + 1), PK_ERR_MISALIGNED_PTR);
     expect_fault_named(PK_ERR_MISALIGNED_PTR, a + 1, "isr buffers");
-    assert_int_equal(pk_atomic_pool_free(&p, a + 16 * 5), PK_ERR_DOUBLE_FREE); /* never handed out */
-    expect_fault_named(PK_ERR_DOUBLE_FREE, a + 16 * 5, "isr buffers");
-    assert_int_equal(pk_atomic_pool_free(&p, a - 16), PK_ERR_FOREIGN_PTR);
-    expect_fault_named(PK_ERR_FOREIGN_PTR, a - 16, "isr buffers");
-    assert_int_equal(pk_atomic_pool_free(&p, a + 16 * 8), PK_ERR_FOREIGN_PTR);
-    expect_fault_named(PK_ERR_FOREIGN_PTR, a + 16 * 8, "isr buffers");
+    assert_int_equal(pk_atomic_pool_free(&p, a + stride * 5), PK_ERR_DOUBLE_FREE); /* never handed out */
+    expect_fault_named(PK_ERR_DOUBLE_FREE, a + stride * 5, "isr buffers");
+    assert_int_equal(pk_atomic_pool_free(&p, base - 16), PK_ERR_FOREIGN_PTR);
+    expect_fault_named(PK_ERR_FOREIGN_PTR, base - 16, "isr buffers");
+    assert_int_equal(pk_atomic_pool_free(&p, base + stride * 8), PK_ERR_FOREIGN_PTR);
+    expect_fault_named(PK_ERR_FOREIGN_PTR, base + stride * 8, "isr buffers");
     assert_int_equal(pk_atomic_pool_free(&p, (void *)UINTPTR_MAX), PK_ERR_FOREIGN_PTR);
     expect_fault_named(PK_ERR_FOREIGN_PTR, (void *)UINTPTR_MAX, "isr buffers");
     assert_int_equal(pk_atomic_pool_free(&p, NULL), PK_OK);
@@ -246,8 +270,8 @@ static void test_misuse_cases(void **state)
     assert_same_stats(&before, &after);
     assert_check_ok(&p);
     assert_int_equal(pk_atomic_pool_usable_size(&p, a + 1), 0);
-    assert_int_equal(pk_atomic_pool_usable_size(&p, a - 16), 0);
-    assert_false(pk_atomic_pool_owns(&p, a - 1));
+    assert_int_equal(pk_atomic_pool_usable_size(&p, base - 16), 0);
+    assert_false(pk_atomic_pool_owns(&p, base - 1));
     assert_true(pk_atomic_pool_owns(&p, a + 12));
 
     assert_int_equal(pk_atomic_pool_free(&p, b), PK_OK);
@@ -269,10 +293,15 @@ static void test_misuse_through_the_driver(void **state)
     (void)state;
     static const size_t sizes[] = {1, 8, 24, 64, 100};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+#if PK_DEBUG
+        if (sizes[i] < sizeof(void *)) {
+            continue; /* the driver chains blocks through their first pointer's bytes: an overflow in debug builds */
+        }
+#endif
         pk_atomic_pool p;
         size_t size = PK_ATOMIC_POOL_BUFFER_SIZE(sizes[i], 20, 0);
         assert_int_equal(pk_atomic_pool_init(&p, arena + 1, size, sizes[i], 0), PK_OK);
-        pk_misuse_config cfg = {arena + 1, size, sizes[i], sizes[i] > 1, 20, NULL, NULL, false};
+        pk_misuse_config cfg = {arena + 1, size, sizes[i], sizes[i] > 1, 20, report_line, NULL, false};
         assert_int_equal(pk_driver_misuse(pk_atomic_pool_allocator(&p), &cfg), 0);
         pk_set_fault_handler(count_fault, NULL);
         assert_check_ok(&p);
@@ -294,8 +323,20 @@ static void test_generic_view(void **state)
     expect_fault_named(PK_ERR_INVALID_ARG, NULL, "atomic pool");
     void *x = pk_alloc_aligned(a, 0, 16);
     assert_non_null(x);
+#if PK_DEBUG
+    /* Debug builds: the generic realloc moves a block to a new size (its
+     * rear guard follows), and a 0-byte block's usable size is 0, which
+     * realloc takes for "not live"; grow a 1-byte block instead. */
+    assert_int_equal(pk_free(a, x), PK_OK);
+    x = pk_alloc_aligned(a, 1, 16);
+    void *y = pk_realloc(a, x, 40);
+    assert_non_null(y);
+    assert_ptr_not_equal(x, y);
+    assert_int_equal(pk_atomic_pool_usable_size(&p, y), 40);
+#else
     void *y = pk_realloc(a, x, 40);
     assert_ptr_equal(x, y);
+#endif
     pk_stats s;
     pk_stats_get(a, &s);
     assert_int_equal(s.failures, 2);
@@ -740,6 +781,189 @@ static void test_interrupt_handler_allocates(void **state)
     assert_int_equal(faults.calls, 0);
 }
 
+#if PK_DEBUG
+/* Debug builds: the fault's sites and owner. */
+static void expect_debug_fault(pk_status kind, const void *ptr, int alloc_line, int call_line, uint32_t owner)
+{
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, kind);
+    assert_ptr_equal(faults.last.ptr, ptr);
+    assert_string_equal(faults.last.allocator, "irq pool");
+    if (alloc_line != 0) {
+        assert_non_null(faults.last.file);
+        assert_string_equal(faults.last.file, __FILE__);
+        assert_int_equal(faults.last.line, alloc_line);
+        assert_int_equal(faults.last.owner, owner);
+    } else {
+        assert_null(faults.last.file);
+    }
+    if (call_line != 0) {
+        assert_non_null(faults.last.call_file);
+        assert_string_equal(faults.last.call_file, __FILE__);
+        assert_int_equal(faults.last.call_line, call_line);
+    } else {
+        assert_null(faults.last.call_file);
+    }
+    faults.calls = 0;
+}
+
+static void expect_whole(const pk_atomic_pool *p, size_t live, size_t requested, uint64_t rejected)
+{
+    assert_check_ok(p);
+    pk_stats s;
+    pk_atomic_pool_stats(p, &s);
+    assert_int_equal(s.live, live);
+    assert_int_equal(s.requested, requested);
+    assert_int_equal(s.rejected, rejected);
+    assert_int_equal(pk_atomic_pool_available(p), pk_atomic_pool_capacity(p) - live);
+}
+
+/* 40-byte blocks aligned to 16, 6 of them, named and owned. */
+static void make_debug_pool(pk_atomic_pool *p)
+{
+    assert_int_equal(pk_atomic_pool_init(p, arena, PK_ATOMIC_POOL_BUFFER_SIZE(40, 6, 16), 40, 16), PK_OK);
+    assert_int_equal(pk_atomic_pool_capacity(p), 6);
+    pk_atomic_pool_set_name(p, "irq pool");
+    pk_set_owner(7);
+}
+
+static void leak_seen(const pk_leak *leak, void *ctx)
+{
+    struct {
+        size_t n;
+        pk_leak last;
+    } *seen = ctx;
+    seen->n++;
+    seen->last = *leak;
+}
+
+static void test_debug_overflow_and_underflow(void **state)
+{
+    (void)state;
+    pk_atomic_pool p;
+    make_debug_pool(&p);
+    unsigned char *a = pk_atomic_pool_alloc(&p); int a_line = __LINE__;
+    unsigned char *b = pk_atomic_pool_alloc(&p); int b_line = __LINE__;
+    assert_int_equal(pk_atomic_pool_usable_size(&p, a), 40);
+    assert_int_equal(a[0], PK__FILL_NEW); /* new blocks are filled */
+    assert_int_equal(a[39], PK__FILL_NEW);
+    assert_int_equal(a[-1], PK__FILL_GUARD); /* p[-1] and p[requested] are guard bytes */
+    assert_int_equal(a[40], PK__FILL_GUARD);
+    memset(a, 0, 40);
+    a[40] = 0; /* overflow by one */
+    assert_int_equal(pk_atomic_pool_check(&p), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, a, a_line, 0, 7);
+    pk_set_owner(9);
+    assert_int_equal(pk_atomic_pool_free(&p, a), PK_ERR_GUARD_CORRUPT); int free_a_line = __LINE__;
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, a, a_line, free_a_line, 7); /* the allocation's owner */
+    expect_whole(&p, 1, 40, 0); /* freed all the same, guards restored */
+    b[-1] = 0x11; /* underflow by one */
+    assert_int_equal(pk_atomic_pool_free(&p, b), PK_ERR_GUARD_CORRUPT); int free_b_line = __LINE__;
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, b, b_line, free_b_line, 7);
+    expect_whole(&p, 0, 0, 0);
+    /* Every block can still be had. */
+    void *all[6];
+    for (size_t i = 0; i < 6; i++) {
+        all[i] = pk_atomic_pool_alloc(&p);
+        assert_non_null(all[i]);
+    }
+    assert_null(pk_atomic_pool_alloc(&p));
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(pk_atomic_pool_free(&p, all[i]), PK_OK);
+    }
+    assert_int_equal(faults.calls, 0);
+    expect_whole(&p, 0, 0, 0);
+    /* An underflow that reaches the tag: the block's size is lost, so it is
+     * kept live (as pk_pool does) and reported, by free and by check. */
+    unsigned char *c = pk_atomic_pool_alloc(&p);
+    memset(c - 24, 0, 24);
+    assert_int_equal(pk_atomic_pool_free(&p, c), PK_ERR_CORRUPT); int free_c_line = __LINE__;
+    expect_debug_fault(PK_ERR_CORRUPT, c, 0, free_c_line, 0);
+    assert_int_equal(pk_atomic_pool_check(&p), PK_ERR_CORRUPT);
+    expect_debug_fault(PK_ERR_CORRUPT, c, 0, 0, 0);
+    assert_int_equal(pk_atomic_pool_available(&p), 5);
+    pk_set_owner(0);
+}
+
+static void test_debug_write_after_free(void **state)
+{
+    (void)state;
+    pk_atomic_pool p;
+    make_debug_pool(&p);
+    unsigned char *keep = pk_atomic_pool_alloc(&p);
+    unsigned char *a = pk_atomic_pool_alloc(&p); int a_line = __LINE__;
+    assert_int_equal(pk_atomic_pool_free(&p, a), PK_OK);
+    assert_int_equal(a[0], PK__FILL_POISON); /* freed blocks are poisoned */
+    a[5] = 1; /* a write after free */
+    /* check finds it, with the tag of the allocation it was freed from */
+    assert_int_equal(pk_atomic_pool_check(&p), PK_ERR_USE_AFTER_FREE);
+    expect_debug_fault(PK_ERR_USE_AFTER_FREE, a, a_line, 0, 7);
+    /* and so does the alloc that hands it out again (LIFO: the same block),
+     * once, and hands it out refilled */
+    unsigned char *again = pk_atomic_pool_alloc(&p); int again_line = __LINE__;
+    assert_ptr_equal(again, a);
+    expect_debug_fault(PK_ERR_USE_AFTER_FREE, a, a_line, again_line, 7);
+    for (size_t i = 0; i < 40; i++) {
+        assert_int_equal(again[i], PK__FILL_NEW);
+    }
+    expect_whole(&p, 2, 80, 0);
+    assert_int_equal(pk_atomic_pool_free(&p, again), PK_OK);
+    assert_int_equal(pk_atomic_pool_free(&p, keep), PK_OK);
+    assert_int_equal(faults.calls, 0);
+    expect_whole(&p, 0, 0, 0);
+    pk_set_owner(0);
+}
+
+static void test_debug_bad_frees(void **state)
+{
+    (void)state;
+    pk_atomic_pool p;
+    make_debug_pool(&p);
+    unsigned char *a = pk_atomic_pool_alloc(&p); int a_line = __LINE__;
+    unsigned char *b = pk_atomic_pool_alloc(&p);
+    assert_int_equal(pk_atomic_pool_free(&p, a), PK_OK);
+    assert_int_equal(pk_atomic_pool_free(&p, a), PK_ERR_DOUBLE_FREE); int df_line = __LINE__;
+    expect_debug_fault(PK_ERR_DOUBLE_FREE, a, a_line, df_line, 7);
+    expect_whole(&p, 1, 40, 1);
+    assert_int_equal(pk_atomic_pool_free(&p, b + 1), PK_ERR_MISALIGNED_PTR); int in_line = __LINE__;
+    expect_debug_fault(PK_ERR_MISALIGNED_PTR, b + 1, 0, in_line, 0);
+    assert_int_equal(pk_atomic_pool_free(&p, b - PK_DEBUG_PREFIX_(16)), PK_ERR_MISALIGNED_PTR); /* the raw block */
+    faults.calls = 0;
+    static unsigned char elsewhere[64];
+    assert_int_equal(pk_atomic_pool_free(&p, elsewhere + 16), PK_ERR_FOREIGN_PTR); int fp_line = __LINE__;
+    expect_debug_fault(PK_ERR_FOREIGN_PTR, elsewhere + 16, 0, fp_line, 0);
+    expect_whole(&p, 1, 40, 4);
+    /* The generic view: requested sizes, usable size, leaks (block order). */
+    pk_allocator *v = pk_atomic_pool_allocator(&p);
+    uint64_t mark = pk_leak_mark();
+    void *small = pk_alloc(v, 3); int small_line = __LINE__;
+    assert_int_equal(pk_atomic_pool_usable_size(&p, small), 3);
+    ((unsigned char *)small)[3] = 0; /* past the request: caught */
+    assert_int_equal(pk_free(v, small), PK_ERR_GUARD_CORRUPT);
+    faults.calls = 0;
+    small = pk_alloc(v, 3); small_line = __LINE__;
+    expect_whole(&p, 2, 43, 4);
+    struct {
+        size_t n;
+        pk_leak last;
+    } seen = {0, {0}};
+    pk_leaks_since(v, mark, leak_seen, &seen);
+    assert_int_equal(seen.n, 1);
+    assert_ptr_equal(seen.last.ptr, small);
+    assert_int_equal(seen.last.size, 3);
+    assert_int_equal(seen.last.line, small_line);
+    assert_int_equal(seen.last.owner, 7);
+    seen.n = 0;
+    pk_leaks(v, leak_seen, &seen);
+    assert_int_equal(seen.n, 2);
+    assert_int_equal(pk_free(v, small), PK_OK);
+    assert_int_equal(pk_atomic_pool_free(&p, b), PK_OK);
+    assert_int_equal(faults.calls, 0);
+    expect_whole(&p, 0, 0, 4);
+    pk_set_owner(0);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -760,6 +984,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_threads_cross_frees, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_racing_double_frees, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_interrupt_handler_allocates, setup_faults, teardown_faults),
+#if PK_DEBUG
+        cmocka_unit_test_setup_teardown(test_debug_overflow_and_underflow, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_write_after_free, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_bad_frees, setup_faults, teardown_faults),
+#endif
     };
     return cmocka_run_group_tests_name("atomic pool", tests, NULL, NULL);
 }

@@ -92,10 +92,15 @@ static void test_init_rejects_bad_arguments(void **state)
     assert_int_equal(pk_buddy_init(&b, arena, PK_BUDDY_MIN_BLOCK + sizeof(size_t) - 1, 0), PK_ERR_INVALID_ARG);
     assert_int_equal(pk_buddy_init(&b, arena, PK_BUDDY_MIN_BLOCK + sizeof(size_t), 0), PK_OK);
     assert_int_equal(stats_of(&b).capacity, PK_BUDDY_MIN_BLOCK);
+#if PK_DEBUG
+    /* Debug builds: one slot cannot hold a tag and guards. */
+    assert_null(pk_buddy_alloc(&b, 1));
+#else
     void *p = pk_buddy_alloc(&b, 1);
     assert_ptr_equal(p, arena);
     assert_null(pk_buddy_alloc(&b, 0));
     assert_int_equal(pk_buddy_free(&b, p), PK_OK);
+#endif
     assert_whole(&b);
     /* Small powers of two and 0 are rounded up to the minimum. */
     for (size_t m = 0; m <= PK_BUDDY_MIN_BLOCK; m = m == 0 ? 1 : m * 2) {
@@ -136,6 +141,11 @@ static void test_sizing(void **state)
     assert_true(pk_buddy_metadata_size(1 << 20, 16) <= (1 << 20) / 64 + 64);
 }
 
+/* Release builds only: this test is about the release layout (block
+ * addresses from the base, the slack record past the request, free-list links
+ * in freed blocks). Debug builds lay a tag and guards in every block and hold
+ * freed blocks in the quarantine; test_debug_* below cover what they catch. */
+#if !PK_DEBUG
 static void test_blocks_are_powers_of_two_aligned_to_their_size(void **state)
 {
     (void)state;
@@ -185,7 +195,13 @@ static void test_blocks_are_powers_of_two_aligned_to_their_size(void **state)
     assert_whole(&b);
     assert_int_equal(faults.calls, 0);
 }
+#endif
 
+/* Release builds only: this test is about the release layout (block
+ * addresses from the base, the slack record past the request, free-list links
+ * in freed blocks). Debug builds lay a tag and guards in every block and hold
+ * freed blocks in the quarantine; test_debug_* below cover what they catch. */
+#if !PK_DEBUG
 /* A region that is not a power of two: the tail is smaller blocks, all
  * usable, and nothing merges past the end. */
 static void test_any_region_size(void **state)
@@ -227,7 +243,13 @@ static void test_any_region_size(void **state)
     }
     assert_int_equal(faults.calls, 0);
 }
+#endif
 
+/* Release builds only: this test is about the release layout (block
+ * addresses from the base, the slack record past the request, free-list links
+ * in freed blocks). Debug builds lay a tag and guards in every block and hold
+ * freed blocks in the quarantine; test_debug_* below cover what they catch. */
+#if !PK_DEBUG
 static void test_split_and_merge(void **state)
 {
     (void)state;
@@ -259,7 +281,13 @@ static void test_split_and_merge(void **state)
     assert_int_equal(s.peak_live, 4);
     assert_int_equal(s.peak_in_use, 64 + 64 + 128 + 256);
 }
+#endif
 
+/* Release builds only: this test is about the release layout (block
+ * addresses from the base, the slack record past the request, free-list links
+ * in freed blocks). Debug builds lay a tag and guards in every block and hold
+ * freed blocks in the quarantine; test_debug_* below cover what they catch. */
+#if !PK_DEBUG
 static void test_largest_free_is_exact(void **state)
 {
     (void)state;
@@ -297,6 +325,7 @@ static void test_largest_free_is_exact(void **state)
     }
     assert_whole(&b);
 }
+#endif
 
 static void test_aligned(void **state)
 {
@@ -317,7 +346,8 @@ static void test_aligned(void **state)
     /* A base aligned to 16 only: larger alignments fail (no fault). */
     assert_int_equal(pk_buddy_init(&b, arena + 16, 1 << 18, 0), PK_OK);
     assert_int_equal(b.base_align, 16);
-    assert_non_null(pk_alloc_aligned(pk_buddy_allocator(&b), 100, 16));
+    void *kept = pk_alloc_aligned(pk_buddy_allocator(&b), 100, 16);
+    assert_non_null(kept);
     assert_null(pk_buddy_alloc_aligned(&b, 100, 32));
     assert_null(pk_alloc_aligned(pk_buddy_allocator(&b), 100, 4096));
     assert_int_equal(faults.calls, 0);
@@ -329,6 +359,9 @@ static void test_aligned(void **state)
     expect_fault(PK_ERR_INVALID_ARG, NULL);
     assert_int_equal(stats_of(&b).rejected, 2);
     assert_check_ok(&b);
+    /* Freed: a debug block left live keeps its guards closed to ASan, and the
+     * next test writes garbage over the buffer before its init. */
+    assert_int_equal(pk_buddy_free(&b, kept), PK_OK);
 }
 
 static void test_too_large_is_a_failure(void **state)
@@ -350,6 +383,11 @@ static void test_too_large_is_a_failure(void **state)
     assert_whole(&b);
 }
 
+/* Release builds only: this test is about the release layout (block
+ * addresses from the base, the slack record past the request, free-list links
+ * in freed blocks). Debug builds lay a tag and guards in every block and hold
+ * freed blocks in the quarantine; test_debug_* below cover what they catch. */
+#if !PK_DEBUG
 static void test_misuse(void **state)
 {
     (void)state;
@@ -408,7 +446,13 @@ static void test_misuse(void **state)
     assert_int_equal(faults.calls, 0);
     assert_whole(&b);
 }
+#endif
 
+/* Release builds only: this test is about the release layout (block
+ * addresses from the base, the slack record past the request, free-list links
+ * in freed blocks). Debug builds lay a tag and guards in every block and hold
+ * freed blocks in the quarantine; test_debug_* below cover what they catch. */
+#if !PK_DEBUG
 /* Writing past the request damages the slack record: free reports it once,
  * still frees, and requested stays exact. */
 static void test_record_overwritten(void **state)
@@ -458,7 +502,13 @@ static void test_record_overwritten(void **state)
     assert_int_equal(pk_buddy_free(&b, keep), PK_OK);
     assert_whole(&b);
 }
+#endif
 
+/* Release builds only: this test is about the release layout (block
+ * addresses from the base, the slack record past the request, free-list links
+ * in freed blocks). Debug builds lay a tag and guards in every block and hold
+ * freed blocks in the quarantine; test_debug_* below cover what they catch. */
+#if !PK_DEBUG
 /* A write after free damages the links of a free block: the list is rebuilt
  * from the map and nothing is handed out twice or lost. */
 static void test_write_after_free(void **state)
@@ -510,7 +560,13 @@ static void test_write_after_free(void **state)
     assert_int_equal(pk_buddy_free(&b, y), PK_OK);
     assert_whole(&b);
 }
+#endif
 
+/* Release builds only: this test is about the release layout (block
+ * addresses from the base, the slack record past the request, free-list links
+ * in freed blocks). Debug builds lay a tag and guards in every block and hold
+ * freed blocks in the quarantine; test_debug_* below cover what they catch. */
+#if !PK_DEBUG
 /* A client that zeroes a freed block (memset after free) that heads a list
  * of several blocks: its NULL next must not be taken for the end of the
  * list, which would cut every later block of that order off it (allocs
@@ -580,7 +636,13 @@ static void test_zeroed_list_head(void **state)
     }
     assert_whole(&b);
 }
+#endif
 
+/* Release builds only: this test is about the release layout (block
+ * addresses from the base, the slack record past the request, free-list links
+ * in freed blocks). Debug builds lay a tag and guards in every block and hold
+ * freed blocks in the quarantine; test_debug_* below cover what they catch. */
+#if !PK_DEBUG
 /* A write past the request that leaves a possible record with a smaller
  * slack than was written records a request larger than the one counted:
  * free and realloc must not subtract it from requested (it wrapped below
@@ -621,6 +683,7 @@ static void test_record_larger_than_requested(void **state)
     assert_int_equal(pk_buddy_free(&b, q), PK_OK);
     assert_whole(&b);
 }
+#endif
 
 /* min_block so large that MAP_WORD_SLOTS * min_block does not fit in size_t
  * (2^59 here, 2^28 with a 32-bit size_t): the slot count must not come from
@@ -654,6 +717,7 @@ static void test_huge_min_block(void **state)
 /* Corruption: check finds each kind of damage. */
 #define WORD_SLOTS (4 * sizeof(size_t))
 
+#if !PK_DEBUG
 static void map_set_state(pk_buddy *b, size_t slot, unsigned v)
 {
     unsigned shift = (unsigned)(slot % WORD_SLOTS) * 2;
@@ -664,7 +728,13 @@ static unsigned map_state(const pk_buddy *b, size_t slot)
 {
     return (unsigned)(b->map[slot / WORD_SLOTS] >> ((slot % WORD_SLOTS) * 2)) & 3u;
 }
+#endif
 
+/* Release builds only: this test is about the release layout (block
+ * addresses from the base, the slack record past the request, free-list links
+ * in freed blocks). Debug builds lay a tag and guards in every block and hold
+ * freed blocks in the quarantine; test_debug_* below cover what they catch. */
+#if !PK_DEBUG
 static void test_check_finds_damage(void **state)
 {
     (void)state;
@@ -815,6 +885,7 @@ static void test_check_finds_damage(void **state)
     assert_int_equal(faults.calls, 0);
     assert_whole(&b);
 }
+#endif
 
 static void test_lock_wraps_every_operation(void **state)
 {
@@ -839,7 +910,12 @@ static void test_lock_wraps_every_operation(void **state)
     expect_fault(PK_ERR_INVALID_ARG, NULL);
     lock_calls = 0;
     assert_int_equal(pk_buddy_usable_size(&b, q), 100);
+#if PK_DEBUG
+    /* Debug builds: the tag and front guard rounded up to 256 come first. */
+    assert_int_equal(pk_buddy_block_size(&b, q), 512);
+#else
     assert_int_equal(pk_buddy_block_size(&b, q), 256);
+#endif
     pk_stats s;
     pk_buddy_stats(&b, &s);
     pk_buddy_reset_peaks(&b);
@@ -863,12 +939,14 @@ static void test_peaks_and_names(void **state)
     void *c = pk_buddy_alloc(&b, 1000);
     assert_int_equal(pk_buddy_free(&b, a), PK_OK);
     pk_stats s = stats_of(&b);
+    /* Debug builds: 1000 bytes and the tag and guards take 2048-byte blocks. */
+    size_t block = PK_DEBUG ? 2048 : 1024;
     assert_int_equal(s.peak_live, 2);
-    assert_int_equal(s.peak_in_use, 2048);
+    assert_int_equal(s.peak_in_use, 2 * block);
     pk_buddy_reset_peaks(&b);
     s = stats_of(&b);
     assert_int_equal(s.peak_live, 1);
-    assert_int_equal(s.peak_in_use, 1024);
+    assert_int_equal(s.peak_in_use, block);
     assert_string_equal(pk_name(pk_buddy_allocator(&b)), "buddy");
     pk_buddy_set_name(&b, "pages");
     assert_int_equal(pk_buddy_free(&b, a), PK_ERR_DOUBLE_FREE);
@@ -962,7 +1040,7 @@ static void test_misuse_through_the_driver(void **state)
         .region_size = 1 << 16,
         .alloc_size = 100,
         .catches_interior = true,
-        .capacity_blocks = stats_of(&b).capacity / 128,
+        .capacity_blocks = stats_of(&b).capacity / (PK_BUDDY_DEBUG_OVERHEAD(0) + 100 <= 128 ? 128 : 256),
         .report = report_line,
     };
     assert_int_equal(pk_driver_misuse(pk_buddy_allocator(&b), &cfg), 0);
@@ -970,24 +1048,332 @@ static void test_misuse_through_the_driver(void **state)
     assert_whole(&b);
 }
 
+#if PK_DEBUG
+#include "poolkit/debug.h"
+
+/* The tests' own misuse: a byte written where the client must not write,
+ * past ASan (the debug layer closes guards and freed bytes to it), so that
+ * the debug layer's own detection is what the test sees. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((no_sanitize_address))
+#endif
+static void poke(unsigned char *p, unsigned char value)
+{
+    *(volatile unsigned char *)p = value;
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((no_sanitize_address))
+#endif
+static unsigned char peek(const unsigned char *p)
+{
+    return *(const volatile unsigned char *)p;
+}
+
+/* Exactly one fault since the last check: kind at ptr in "buddy", with the
+ * block's allocation line (0: no tag known) and the call's line (0: none, as
+ * for check), both in this file, and the owner tagged. */
+static void expect_debug_fault(pk_status kind, const void *ptr, int alloc_line, int call_line, uint32_t owner)
+{
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, kind);
+    assert_ptr_equal(faults.last.ptr, ptr);
+    assert_string_equal(faults.last.allocator, "buddy");
+    if (alloc_line != 0) {
+        assert_non_null(faults.last.file);
+        assert_string_equal(faults.last.file, __FILE__);
+        assert_int_equal(faults.last.line, alloc_line);
+    } else {
+        assert_null(faults.last.file);
+    }
+    if (call_line != 0) {
+        assert_non_null(faults.last.call_file);
+        assert_string_equal(faults.last.call_file, __FILE__);
+        assert_int_equal(faults.last.call_line, call_line);
+    } else {
+        assert_null(faults.last.call_file);
+    }
+    assert_int_equal(faults.last.owner, owner);
+    faults.calls = 0;
+}
+
+/* Frees enough other blocks to push every quarantined block out. */
+static void churn(pk_buddy *b)
+{
+    for (int i = 0; i < PK_QUARANTINE_SIZE + 1; i++) {
+        void *x = pk_buddy_alloc(b, 40);
+        assert_non_null(x);
+        assert_int_equal(pk_buddy_free(b, x), PK_OK);
+    }
+}
+
+static void test_debug_overflow_and_underflow(void **state)
+{
+    (void)state;
+    pk_buddy b;
+    assert_int_equal(pk_buddy_init(&b, arena, 1 << 16, 0), PK_OK);
+    pk_set_owner(7);
+    unsigned char *p = pk_buddy_alloc(&b, 24); int at = __LINE__;
+    pk_set_owner(0);
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % PK_MAX_ALIGN, 0);
+    assert_int_equal(pk_buddy_usable_size(&b, p), 24);
+    p[23] = 1; /* the last byte is the client's */
+    assert_check_ok(&b);
+    poke(p + 24, 1); /* overflow by one */
+    assert_int_equal(pk_buddy_check(&b), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, p, at, 0, 7);
+    assert_int_equal(pk_buddy_free(&b, p), PK_ERR_GUARD_CORRUPT); int freed = __LINE__;
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, p, at, freed, 7);
+    assert_whole(&b); /* freed all the same, guards restored */
+    assert_int_equal(stats_of(&b).frees, 1);
+
+    unsigned char *q = pk_buddy_alloc(&b, 40); at = __LINE__;
+    poke(q - 1, 0); /* underflow by one */
+    assert_int_equal(pk_buddy_free(&b, q), PK_ERR_GUARD_CORRUPT); freed = __LINE__;
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, q, at, freed, 0);
+    assert_whole(&b);
+
+    /* The tail past the rear guard, up to the block's end, is watched too. */
+    q = pk_buddy_alloc(&b, 30); at = __LINE__;
+    size_t block = pk_buddy_block_size(&b, q);
+    assert_int_equal(block, 128); /* 30 + the overhead */
+    poke(q + 30 + PK_GUARD_SIZE + 3, 0);
+    assert_int_equal(pk_buddy_free(&b, q), PK_ERR_GUARD_CORRUPT); freed = __LINE__;
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, q, at, freed, 0);
+    assert_whole(&b);
+}
+
+static void test_debug_write_after_free(void **state)
+{
+    (void)state;
+    pk_buddy b;
+    assert_int_equal(pk_buddy_init(&b, arena, 1 << 16, 0), PK_OK);
+    void *keep = pk_buddy_alloc(&b, 8); /* a live block: the quarantine does not empty */
+    pk_set_owner(3);
+    unsigned char *p = pk_buddy_alloc(&b, 32); int at = __LINE__;
+    pk_set_owner(0);
+    assert_int_equal(pk_buddy_free(&b, p), PK_OK);
+    poke(p + 5, 1); /* write after free */
+    assert_int_equal(pk_buddy_check(&b), PK_ERR_USE_AFTER_FREE);
+    expect_debug_fault(PK_ERR_USE_AFTER_FREE, p, at, 0, 3);
+    /* Reported once, when it leaves the quarantine, by the call that pushes it out. */
+    int evicting = 0;
+    for (int i = 0; i < PK_QUARANTINE_SIZE + 1 && faults.calls == 0; i++) {
+        void *x = pk_buddy_alloc(&b, 40);
+        assert_int_equal(pk_buddy_free(&b, x), PK_OK); evicting = __LINE__;
+    }
+    expect_debug_fault(PK_ERR_USE_AFTER_FREE, p, at, evicting, 3);
+    churn(&b);
+    assert_int_equal(faults.calls, 0);
+    assert_check_ok(&b);
+    pk_stats s = stats_of(&b);
+    assert_int_equal(s.live, 1);
+    assert_int_equal(s.requested, 8);
+    assert_int_equal(s.in_use, pk_buddy_block_size(&b, keep));
+    assert_int_equal(pk_buddy_free(&b, keep), PK_OK);
+    assert_whole(&b);
+}
+
+static void test_debug_double_free(void **state)
+{
+    (void)state;
+    pk_buddy b;
+    assert_int_equal(pk_buddy_init(&b, arena, 1 << 16, 0), PK_OK);
+    void *keep = pk_buddy_alloc(&b, 8);
+    pk_set_owner(9);
+    unsigned char *p = pk_buddy_alloc(&b, 100); int at = __LINE__;
+    pk_set_owner(0);
+    assert_int_equal(pk_buddy_free(&b, p), PK_OK);
+    pk_stats before = stats_of(&b);
+    /* Quarantined. */
+    assert_int_equal(pk_buddy_free(&b, p), PK_ERR_DOUBLE_FREE); int again = __LINE__;
+    expect_debug_fault(PK_ERR_DOUBLE_FREE, p, at, again, 9);
+    pk_stats after = stats_of(&b);
+    assert_int_equal(after.rejected, before.rejected + 1);
+    after.rejected = before.rejected;
+    assert_memory_equal(&before, &after, sizeof before);
+    assert_check_ok(&b);
+    /* Out of the quarantine and merged: still caught. */
+    churn(&b);
+    assert_int_equal(pk_buddy_free(&b, p), PK_ERR_DOUBLE_FREE); again = __LINE__;
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, PK_ERR_DOUBLE_FREE);
+    assert_int_equal(faults.last.call_line, again);
+    faults.calls = 0;
+    /* Through the generic view, with the view's call site. */
+    pk_allocator *view = pk_buddy_allocator(&b);
+    void *r = pk_alloc(view, 10); at = __LINE__;
+    assert_int_equal(pk_free(view, r), PK_OK);
+    assert_int_equal(pk_free(view, r), PK_ERR_DOUBLE_FREE); again = __LINE__;
+    expect_debug_fault(PK_ERR_DOUBLE_FREE, r, at, again, 0);
+    assert_check_ok(&b);
+    assert_int_equal(pk_buddy_free(&b, keep), PK_OK);
+    assert_whole(&b);
+}
+
+static void test_debug_foreign_and_interior(void **state)
+{
+    (void)state;
+    pk_buddy b;
+    assert_int_equal(pk_buddy_init(&b, arena, 1 << 16, 0), PK_OK);
+    unsigned char *p = pk_buddy_alloc(&b, 100); int at = __LINE__;
+    pk_stats before = stats_of(&b);
+    assert_int_equal(pk_buddy_free(&b, other), PK_ERR_FOREIGN_PTR); int call = __LINE__;
+    expect_debug_fault(PK_ERR_FOREIGN_PTR, other, 0, call, 0);
+    assert_int_equal(pk_buddy_free(&b, p + 1), PK_ERR_MISALIGNED_PTR); call = __LINE__;
+    expect_debug_fault(PK_ERR_MISALIGNED_PTR, p + 1, 0, call, 0);
+    assert_int_equal(pk_buddy_free(&b, p + 16), PK_ERR_MISALIGNED_PTR); call = __LINE__;
+    expect_debug_fault(PK_ERR_MISALIGNED_PTR, p + 16, 0, call, 0);
+    unsigned char *start = p - (PK_BUDDY_DEBUG_OVERHEAD(0) - PK_GUARD_SIZE); /* the block's start: not the client's */
+    assert_int_equal(pk_buddy_free(&b, start), PK_ERR_MISALIGNED_PTR); call = __LINE__;
+    expect_debug_fault(PK_ERR_MISALIGNED_PTR, start, 0, call, 0);
+    assert_int_equal(pk_buddy_free(&b, arena + 4096), PK_ERR_DOUBLE_FREE); /* inside a free block */
+    faults.calls = 0;
+    assert_int_equal(pk_buddy_usable_size(&b, p + 16), 0);
+    assert_null(pk_realloc(pk_buddy_allocator(&b), p + 16, 10)); call = __LINE__;
+    expect_debug_fault(PK_ERR_MISALIGNED_PTR, p + 16, 0, call, 0);
+    pk_stats after = stats_of(&b);
+    assert_int_equal(after.rejected, before.rejected + 6);
+    after.rejected = before.rejected;
+    assert_memory_equal(&before, &after, sizeof before);
+    assert_check_ok(&b);
+    /* A live block whose tag was overwritten stays live: corrupt. */
+    unsigned char saved = peek(p - PK_GUARD_SIZE - 20);
+    poke(p - PK_GUARD_SIZE - 20, saved ^ 0x40);
+    assert_int_equal(pk_buddy_free(&b, p), PK_ERR_CORRUPT);
+    faults.calls = 0;
+    poke(p - PK_GUARD_SIZE - 20, saved);
+    assert_int_equal(pk_buddy_free(&b, p), PK_OK);
+    assert_int_equal(faults.calls, 0);
+    (void)at;
+    assert_whole(&b);
+    (void)assert_check_corrupt;
+}
+
+static void count_leak(const pk_leak *leak, void *ctx)
+{
+    size_t *bytes = ctx;
+    *bytes += leak->size;
+    assert_string_equal(leak->file, __FILE__);
+}
+
+static void test_debug_stats_leaks_and_quarantine(void **state)
+{
+    (void)state;
+    pk_buddy b;
+    assert_int_equal(pk_buddy_init(&b, arena, 4096, 0), PK_OK);
+    pk_allocator *view = pk_buddy_allocator(&b);
+    void *small = pk_buddy_alloc(&b, 10);
+    uint64_t mark = pk_leak_mark();
+    size_t big_size = 2048 - PK_BUDDY_DEBUG_OVERHEAD(0);
+    unsigned char *big = pk_buddy_alloc(&b, big_size);
+    assert_non_null(big);
+    pk_stats s = stats_of(&b);
+    assert_int_equal(s.live, 2);
+    assert_int_equal(s.requested, 10 + big_size);
+    assert_int_equal(s.in_use, 128 + 2048);
+    size_t bytes = 0;
+    pk_leaks(view, count_leak, &bytes);
+    assert_int_equal(bytes, 10 + big_size);
+    bytes = 0;
+    pk_leaks_since(view, mark, count_leak, &bytes);
+    assert_int_equal(bytes, big_size);
+    /* Freed: quarantined, but free to the clients. */
+    assert_int_equal(pk_buddy_free(&b, big), PK_OK);
+    s = stats_of(&b);
+    assert_int_equal(s.live, 1);
+    assert_int_equal(s.frees, 1);
+    assert_int_equal(s.requested, 10);
+    assert_int_equal(s.in_use, 128);
+    assert_int_equal(s.peak_in_use, 128 + 2048);
+    bytes = 0;
+    pk_leaks(view, count_leak, &bytes);
+    assert_int_equal(bytes, 10);
+    /* The quarantine never causes a NULL: the block comes back. */
+    unsigned char *again = pk_buddy_alloc(&b, big_size);
+    assert_non_null(again);
+    assert_int_equal(faults.calls, 0);
+    /* Realloc moves, copies exactly the request, keeps the call's site. */
+    memset(again, 0x11, big_size);
+    assert_int_equal(pk_buddy_free(&b, small), PK_OK);
+    unsigned char *r = pk_realloc(view, NULL, 30);
+    memset(r, 0x22, 30);
+    unsigned char *r2 = pk_buddy_realloc(&b, r, 60); int at = __LINE__;
+    assert_non_null(r2);
+    assert_int_equal(r2[29], 0x22);
+    assert_int_equal(r2[30], 0xCD); /* new bytes: the new-fill */
+    assert_int_equal(pk_buddy_usable_size(&b, r2), 60);
+    poke(r2 + 60, 0);
+    assert_int_equal(pk_buddy_free(&b, r2), PK_ERR_GUARD_CORRUPT);
+    assert_int_equal(faults.last.line, at);
+    faults.calls = 0;
+    assert_int_equal(pk_buddy_free(&b, again), PK_OK);
+    assert_whole(&b);
+}
+
+/* Pages for slab caches go round the tags: whole blocks, counted. */
+#include "../src/buddy_pages.h"
+static void test_debug_pages(void **state)
+{
+    (void)state;
+    pk_buddy b;
+    assert_int_equal(pk_buddy_init(&b, arena, 1 << 16, 0), PK_OK);
+    void *page = pk__buddy_page_get(&b, 4096, 4096);
+    assert_non_null(page);
+    assert_int_equal((uintptr_t)page % 4096, 0);
+    pk_stats s = stats_of(&b);
+    assert_int_equal(s.live, 1);
+    assert_int_equal(s.requested, 4096);
+    assert_int_equal(s.in_use, 4096);
+    assert_check_ok(&b);
+    assert_int_equal(pk_buddy_free(&b, page), PK_ERR_MISALIGNED_PTR); /* not a client block */
+    faults.calls = 0;
+    assert_int_equal(pk__buddy_page_put(&b, page), PK_OK);
+    assert_int_equal(pk__buddy_page_put(&b, page), PK_ERR_DOUBLE_FREE);
+    faults.calls = 0;
+    assert_whole(&b);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_init_rejects_bad_arguments, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_sizing, setup_faults, teardown_faults),
+#if !PK_DEBUG
         cmocka_unit_test_setup_teardown(test_blocks_are_powers_of_two_aligned_to_their_size, setup_faults, teardown_faults),
+#endif
+#if !PK_DEBUG
         cmocka_unit_test_setup_teardown(test_any_region_size, setup_faults, teardown_faults),
+#endif
+#if !PK_DEBUG
         cmocka_unit_test_setup_teardown(test_split_and_merge, setup_faults, teardown_faults),
+#endif
+#if !PK_DEBUG
         cmocka_unit_test_setup_teardown(test_largest_free_is_exact, setup_faults, teardown_faults),
+#endif
         cmocka_unit_test_setup_teardown(test_aligned, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_too_large_is_a_failure, setup_faults, teardown_faults),
+#if !PK_DEBUG
         cmocka_unit_test_setup_teardown(test_misuse, setup_faults, teardown_faults),
+#endif
+#if !PK_DEBUG
         cmocka_unit_test_setup_teardown(test_record_overwritten, setup_faults, teardown_faults),
+#endif
+#if !PK_DEBUG
         cmocka_unit_test_setup_teardown(test_write_after_free, setup_faults, teardown_faults),
+#endif
+#if !PK_DEBUG
         cmocka_unit_test_setup_teardown(test_zeroed_list_head, setup_faults, teardown_faults),
+#endif
+#if !PK_DEBUG
         cmocka_unit_test_setup_teardown(test_record_larger_than_requested, setup_faults, teardown_faults),
+#endif
         cmocka_unit_test_setup_teardown(test_huge_min_block, setup_faults, teardown_faults),
+#if !PK_DEBUG
         cmocka_unit_test_setup_teardown(test_check_finds_damage, setup_faults, teardown_faults),
+#endif
         cmocka_unit_test_setup_teardown(test_lock_wraps_every_operation, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_peaks_and_names, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_misuse_through_the_driver, setup_faults, teardown_faults),
@@ -996,6 +1382,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_random_odd_region_aligned, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_random_large_min_block, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_random_tiny, setup_faults, teardown_faults),
+#if PK_DEBUG
+        cmocka_unit_test_setup_teardown(test_debug_overflow_and_underflow, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_write_after_free, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_double_free, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_foreign_and_interior, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_stats_leaks_and_quarantine, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_pages, setup_faults, teardown_faults),
+#endif
     };
     return cmocka_run_group_tests_name("buddy", tests, NULL, NULL);
 }

@@ -46,6 +46,15 @@ static pk_classes set;
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
+#if PK_DEBUG
+/* Bytes from a debug block's start to the pointer handed out (tag and front
+ * guard, rounded up to the pool's alignment). */
+static size_t debug_prefix_of(const pk_pool *p)
+{
+    return PK_DEBUG_PREFIX_(p->align);
+}
+#endif
+
 /* The class whose pool holds p, or (size_t)-1. */
 static size_t class_of(const pk_classes *c, const void *p)
 {
@@ -427,7 +436,11 @@ static void test_class_stats_and_totals(void **state)
     assert_int_equal(s.live, 4);
     assert_int_equal(s.peak_live, 5);
     assert_int_equal(s.in_use, 16 + 32 + 200 + 200);
+#if PK_DEBUG
+    assert_int_equal(s.requested, 1 + 20 + 150 + 200); /* debug builds know each request */
+#else
     assert_int_equal(s.requested, s.in_use);
+#endif
     assert_int_equal(s.peak_in_use, 16 + 32 + 32 + 200 + 200);
     assert_int_equal(s.free_bytes, capacity - s.in_use);
     assert_int_equal(s.largest_free, 64); /* class 3 is empty */
@@ -477,7 +490,11 @@ static void test_class_stats_and_totals(void **state)
     assert_int_equal(k.peak_live, 2);
 
     pk_allocator *v = pk_classes_allocator(&set);
+#if PK_DEBUG
+    assert_int_equal(v->ops->usable_size(v->self, b), 20); /* debug builds: the size requested */
+#else
     assert_int_equal(v->ops->usable_size(v->self, b), 32);
+#endif
     assert_int_equal(v->ops->usable_size(v->self, e), 200);
     assert_int_equal(v->ops->usable_size(v->self, c), 0);              /* freed */
     assert_int_equal(v->ops->usable_size(v->self, (char *)a + 1), 0);  /* interior */
@@ -526,14 +543,25 @@ static void test_generic_view(void **state)
 
     /* realloc: kept while the size fits the block, moved (and copied) when not. */
     memset(p, 0x42, 20);
+#if PK_DEBUG
+    /* Debug builds: the generic realloc moves a block whose size changes, so
+     * that its rear guard follows the new size. */
+    p = pk_realloc(v, p, 32);
+    assert_int_equal(class_of(&set, p), 1);
+#else
     assert_ptr_equal(pk_realloc(v, p, 32), p);
+#endif
     unsigned char *r = pk_realloc(v, p, 33);
     assert_int_equal(class_of(&set, r), 2);
     for (size_t i = 0; i < 20; i++) {
         assert_int_equal(r[i], 0x42);
     }
     assert_int_equal(pk_realloc(v, r, 1000), NULL); /* too large: r untouched */
+#if PK_DEBUG
+    assert_int_equal(v->ops->usable_size(v->self, r), 33); /* debug builds: the size requested */
+#else
     assert_int_equal(v->ops->usable_size(v->self, r), 64);
+#endif
     assert_null(pk_realloc(v, r, 0)); /* frees */
     assert_int_equal(v->ops->usable_size(v->self, r), 0);
     unsigned char *z = pk_calloc(v, 5, 10);
@@ -562,6 +590,13 @@ static void misuse_cases(pk_classes *c, const char *name)
     pk_stats before, after;
     pk_classes_stats(c, &before);
     static unsigned char outside[64];
+    /* Strides of classes 0 and 2 (debug builds: tag and guards included, the
+     * pointers handed out lying after them). */
+    size_t step0 = 16, step2 = 64;
+#if PK_DEBUG
+    step0 = c->pools[0].stride;
+    step2 = c->pools[2].stride;
+#endif
     unsigned char *first = (unsigned char *)c->starts[0];
     unsigned char *end = first + c->span;
     struct {
@@ -581,8 +616,8 @@ static void misuse_cases(pk_classes *c, const char *name)
         {d + 63, PK_ERR_MISALIGNED_PTR},
         {b + 100, PK_ERR_MISALIGNED_PTR},
         {b + 200, PK_ERR_MISALIGNED_PTR},              /* class 3's padding */
-        {a + 16, PK_ERR_DOUBLE_FREE},                  /* a block never handed out */
-        {d + 64, PK_ERR_DOUBLE_FREE},
+        {a + step0, PK_ERR_DOUBLE_FREE},               /* a block never handed out */
+        {d + step2, PK_ERR_DOUBLE_FREE},
     };
     for (size_t k = 0; k < COUNT_OF(cases); k++) {
         assert_int_equal(pk_classes_free(c, cases[k].ptr), cases[k].kind);
@@ -671,6 +706,13 @@ static void test_misuse_through_the_driver(void **state)
                     arena + offset, pk_classes_buffer_size(driver_layouts[l], n), size, true,
                     blocks_for(driver_layouts[l], n, size, ft != 0), NULL, NULL, false,
                 };
+#if PK_DEBUG
+                /* The capacity count chains blocks through a pointer in each:
+                 * past a smaller request, debug builds see a guard overflow. */
+                if (size < sizeof(void *)) {
+                    cfg.capacity_blocks = 0;
+                }
+#endif
                 assert_int_equal(pk_driver_misuse(pk_classes_allocator(&set), &cfg), 0);
                 pk_set_fault_handler(count_fault, NULL);
                 assert_check_ok(&set);
@@ -689,8 +731,18 @@ static void make_busy_set(void)
         assert_non_null(pk_classes_alloc(&set, 1)); /* class 0 empty */
     }
     void *x = pk_classes_alloc(&set, 20);
+#if PK_DEBUG
+    /* Debug builds: x would wait in class 1's quarantine. Freeing both
+     * empties the class and so the quarantine (FIFO: 0 then 1 onto the free
+     * list); the next alloc takes block 1 back: block 0 free, on the list. */
+    void *y = pk_classes_alloc(&set, 20);
+    assert_int_equal(pk_classes_free(&set, x), PK_OK);
+    assert_int_equal(pk_classes_free(&set, y), PK_OK);
+    assert_ptr_equal(pk_classes_alloc(&set, 20), y);
+#else
     assert_non_null(pk_classes_alloc(&set, 20));
     assert_int_equal(pk_classes_free(&set, x), PK_OK);
+#endif
     assert_non_null(pk_classes_alloc(&set, 100));
     assert_check_ok(&set);
 }
@@ -835,7 +887,20 @@ static void overwritten_link(const pk_lock *lock)
     assert_int_equal(pk_classes_free(&set, b[1]), PK_OK);
     assert_int_equal(pk_classes_free(&set, b[2]), PK_OK); /* list: 2 -> 1 */
     size_t wild = 3;                                       /* a live block */
+#if PK_DEBUG
+    /* Debug builds: freed blocks wait in the quarantine, and a write into
+     * one is a use after free (tests below). To damage a free-list link,
+     * empty the class (the quarantine drains, FIFO: 1, 2, 0, 3 onto the
+     * list), take 3 and 0 back (list: 2 -> 1 as above) and write the link
+     * where the pool keeps it: at the block's start, before the tag. */
+    assert_int_equal(pk_classes_free(&set, b[0]), PK_OK);
+    assert_int_equal(pk_classes_free(&set, b[3]), PK_OK);
+    assert_ptr_equal(pk_classes_alloc(&set, 32), b[3]);
+    assert_ptr_equal(pk_classes_alloc(&set, 32), b[0]);
+    memcpy((unsigned char *)b[2] - debug_prefix_of(&set.pools[0]), &wild, sizeof wild);
+#else
     memcpy(b[2], &wild, sizeof wild);
+#endif
     assert_ptr_equal(pk_classes_alloc(&set, 32), b[2]);
     assert_null(pk_classes_alloc(&set, 32)); /* the damaged link */
     expect_fault(PK_ERR_CORRUPT, NULL, "classes");
@@ -894,14 +959,26 @@ static void test_lock_taken_once_per_call(void **state)
     ONCE(assert_null(pk_alloc_aligned(v, 40, 128)));
     ONCE(assert_null(pk_alloc_aligned(v, 40, 3)));
     expect_fault(PK_ERR_INVALID_ARG, NULL, "classes");
+#if PK_DEBUG
+    ONCE(assert_int_equal(v->ops->usable_size(v->self, b), 40)); /* debug builds: the size requested */
+#else
     ONCE(assert_int_equal(v->ops->usable_size(v->self, b), 64));
+#endif
     lock_calls = 0;
     c2 = pk_realloc(v, b, 100);
     assert_int_equal(lock_calls, 3); /* usable_size, alloc, free: three calls */
     assert_int_equal(class_of(&set, c2), 3);
     lock_calls = 0;
+#if PK_DEBUG
+    /* Debug builds: the generic realloc moves a block whose size changes
+     * (its rear guard follows the new size): usable_size, alloc, free. */
+    c2 = pk_realloc(v, c2, 150);
+    assert_int_equal(class_of(&set, c2), 3);
+    assert_int_equal(lock_calls, 3);
+#else
     assert_ptr_equal(pk_realloc(v, c2, 150), c2);
     assert_int_equal(lock_calls, 1); /* fits its 200-byte block: usable_size only */
+#endif
     ONCE(pk_classes_stats(&set, &s));
     assert_int_equal(s.live, 1);
     ONCE(pk_classes_class_stats(&set, 3, &s));
@@ -1121,6 +1198,212 @@ static void test_threads_share_a_locked_set(void **state)
     assert_int_equal(faults.calls, 0);
 }
 
+#if PK_DEBUG
+/* Debug builds: the faults the debug layer adds, each provoked once through
+ * the set, reported with its name. */
+
+/* Exactly one fault since the last check: kind, ptr, name, the block's
+ * allocation site in this file and owner (alloc_line 0: no tag), the call's
+ * site in this file (call_line 0: none, as for check), lock released. */
+static void expect_debug_fault(pk_status kind, const void *ptr, const char *name, int alloc_line, uint32_t owner,
+                               int call_line)
+{
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, kind);
+    assert_ptr_equal(faults.last.ptr, ptr);
+    assert_string_equal(faults.last.allocator, name);
+    if (alloc_line != 0) {
+        assert_non_null(faults.last.file);
+        assert_string_equal(faults.last.file, __FILE__);
+        assert_int_equal(faults.last.line, alloc_line);
+    } else {
+        assert_null(faults.last.file);
+    }
+    assert_int_equal(faults.last.owner, owner);
+    if (call_line != 0) {
+        assert_non_null(faults.last.call_file);
+        assert_string_equal(faults.last.call_file, __FILE__);
+        assert_int_equal(faults.last.call_line, call_line);
+    } else {
+        assert_null(faults.last.call_file);
+    }
+    assert_int_equal(faults.lock_depth_seen, 0);
+    faults.calls = 0;
+}
+
+/* The set's totals: live blocks, bytes requested (exact), rejected. */
+static void expect_set_stats(size_t live, size_t requested, uint64_t rejected)
+{
+    pk_stats s;
+    pk_classes_stats(&set, &s);
+    assert_int_equal(s.live, live);
+    assert_int_equal(s.requested, requested);
+    assert_int_equal(s.rejected, rejected);
+    assert_int_equal(s.allocs - s.frees, live);
+}
+
+static void test_debug_faults(void **state)
+{
+    (void)state;
+    enum { FILL = PK_QUARANTINE_SIZE, N = 4 + PK_QUARANTINE_SIZE };
+    const pk_class_spec specs[] = {{16, N, 0}, {64, 4, 0}};
+    init_set(&set, specs, 2, 0);
+    pk_classes_set_name(&set, "io");
+    pk_lock l = {counting_lock, counting_unlock, &lock_calls};
+    assert_int_equal(pk_classes_set_lock(&set, &l), PK_OK);
+    unsigned char *anchor = pk_classes_alloc(&set, 16); /* live throughout: class 0 keeps its quarantine */
+    pk_set_owner(7);
+    int al = __LINE__; unsigned char *a = pk_classes_alloc(&set, 10);
+    pk_set_owner(0);
+    int cl;
+    assert_int_equal(class_of(&set, a), 0);
+    expect_set_stats(2, 26, 0);
+    assert_int_equal(pk_classes_allocator(&set)->ops->usable_size(&set, a), 10);
+
+    /* Overflow by one byte: check finds it, then the free (which frees a
+     * all the same, the guard restored). */
+    a[10] = 0;
+    assert_int_equal(pk_classes_check(&set), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, a, "io", al, 7, 0);
+    lock_calls = 0;
+    cl = __LINE__; assert_int_equal(pk_classes_free(&set, a), PK_ERR_GUARD_CORRUPT);
+    assert_int_equal(lock_calls, 1);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, a, "io", al, 7, cl);
+    assert_check_ok(&set);
+    expect_set_stats(1, 16, 0);
+    /* Freed again while quarantined: its tag still tells where it came from. */
+    cl = __LINE__; assert_int_equal(pk_classes_free(&set, a), PK_ERR_DOUBLE_FREE);
+    expect_debug_fault(PK_ERR_DOUBLE_FREE, a, "io", al, 7, cl);
+    expect_set_stats(1, 16, 1);
+
+    /* Underflow by one byte. */
+    pk_set_owner(9);
+    int bl = __LINE__; unsigned char *b = pk_classes_alloc(&set, 3);
+    pk_set_owner(0);
+    b[-1] = 0x00;
+    cl = __LINE__; assert_int_equal(pk_classes_free(&set, b), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, b, "io", bl, 9, cl);
+    assert_check_ok(&set);
+    expect_set_stats(1, 16, 1);
+
+    /* Foreign pointers (outside every pool, and in a usage map) and
+     * interior ones: no tag, the call's site only. */
+    unsigned char local[32];
+    cl = __LINE__; assert_int_equal(pk_classes_free(&set, local + 16), PK_ERR_FOREIGN_PTR);
+    expect_debug_fault(PK_ERR_FOREIGN_PTR, local + 16, "io", 0, 0, cl);
+    cl = __LINE__; assert_int_equal(pk_classes_free(&set, set.pools[0].usage), PK_ERR_FOREIGN_PTR);
+    expect_debug_fault(PK_ERR_FOREIGN_PTR, set.pools[0].usage, "io", 0, 0, cl);
+    cl = __LINE__; assert_int_equal(pk_classes_free(&set, anchor + 1), PK_ERR_MISALIGNED_PTR);
+    expect_debug_fault(PK_ERR_MISALIGNED_PTR, anchor + 1, "io", 0, 0, cl);
+    cl = __LINE__; assert_int_equal(pk_classes_free(&set, anchor - 1), PK_ERR_MISALIGNED_PTR);
+    expect_debug_fault(PK_ERR_MISALIGNED_PTR, anchor - 1, "io", 0, 0, cl);
+    assert_check_ok(&set);
+    expect_set_stats(1, 16, 5);
+
+    /* A write after free into a quarantined block: check finds it, and the
+     * free that pushes it out of class 0's quarantine reports it, once. */
+    int dl = __LINE__; unsigned char *d = pk_classes_alloc(&set, 12);
+    assert_int_equal(pk_classes_free(&set, d), PK_OK);
+    d[11] = 0x42;
+    assert_int_equal(pk_classes_check(&set), PK_ERR_USE_AFTER_FREE);
+    expect_debug_fault(PK_ERR_USE_AFTER_FREE, d, "io", dl, 0, 0);
+    unsigned char *fill[FILL]; /* a, b and d quarantined: these fill class 0 */
+    for (size_t i = 0; i < FILL; i++) {
+        fill[i] = pk_classes_alloc(&set, 1);
+        assert_int_equal(class_of(&set, fill[i]), 0);
+    }
+    for (size_t i = 0; i + 1 < FILL; i++) {
+        assert_int_equal(pk_classes_free(&set, fill[i]), PK_OK);
+    }
+    assert_int_equal(faults.calls, 0);
+    cl = __LINE__; assert_int_equal(pk_classes_free(&set, fill[FILL - 1]), PK_OK); /* d leaves it */
+    expect_debug_fault(PK_ERR_USE_AFTER_FREE, d, "io", dl, 0, cl);
+    assert_check_ok(&set);
+    expect_set_stats(1, 16, 5);
+
+    /* A double free of a block that left the quarantine (no tag any more). */
+    cl = __LINE__; assert_int_equal(pk_classes_free(&set, b), PK_ERR_DOUBLE_FREE);
+    expect_debug_fault(PK_ERR_DOUBLE_FREE, b, "io", 0, 0, cl);
+    expect_set_stats(1, 16, 6);
+
+    /* A write after free into a block back on the free list: found when it
+     * is handed out again (refilled). d heads class 0's list. */
+    d[0] = 0x17;
+    cl = __LINE__; unsigned char *r = pk_classes_alloc(&set, 16);
+    assert_ptr_equal(r, d);
+    expect_debug_fault(PK_ERR_USE_AFTER_FREE, d, "io", 0, 0, cl);
+    assert_int_not_equal(r[0], 0x17);
+    assert_check_ok(&set);
+    expect_set_stats(2, 32, 6);
+
+    /* Whole: every block of both classes can be had (quarantine drained). */
+    assert_int_equal(pk_classes_free(&set, r), PK_OK);
+    assert_int_equal(pk_classes_free(&set, anchor), PK_OK);
+    expect_set_stats(0, 0, 6);
+    for (size_t i = 0; i < N + 4; i++) {
+        assert_non_null(pk_classes_alloc(&set, 16));
+    }
+    assert_null(pk_classes_alloc(&set, 1));
+    assert_check_ok(&set);
+    assert_int_equal(faults.calls, 0);
+    assert_int_equal(lock_depth, 0);
+}
+
+/* The leak walk: every class's live blocks, oldest first across them. */
+typedef struct {
+    size_t n;
+    pk_leak l[8];
+} leak_list;
+
+static void collect_leak(const pk_leak *leak, void *ctx)
+{
+    leak_list *list = ctx;
+    assert_true(list->n < 8);
+    list->l[list->n++] = *leak;
+}
+
+static void test_debug_leaks(void **state)
+{
+    (void)state;
+    init_set(&set, small_specs, COUNT_OF(small_specs), 0);
+    pk_allocator *v = pk_classes_allocator(&set);
+    void *gone = pk_classes_alloc(&set, 5);
+    pk_set_owner(3);
+    int xl = __LINE__; void *x = pk_classes_alloc(&set, 150); /* class 3 */
+    pk_set_owner(0);
+    uint64_t mark = pk_leak_mark();
+    int yl = __LINE__; void *y = pk_classes_alloc(&set, 1);  /* class 0 */
+    int zl = __LINE__; void *z = pk_classes_alloc(&set, 40); /* class 2 */
+    assert_int_equal(pk_classes_free(&set, gone), PK_OK);
+    leak_list all = {0};
+    pk_leaks(v, collect_leak, &all);
+    assert_int_equal(all.n, 3);
+    const void *want[] = {x, y, z};
+    const size_t sizes[] = {150, 1, 40};
+    const int lines[] = {xl, yl, zl};
+    for (size_t i = 0; i < 3; i++) {
+        assert_ptr_equal(all.l[i].ptr, want[i]);
+        assert_int_equal(all.l[i].size, sizes[i]);
+        assert_string_equal(all.l[i].file, __FILE__);
+        assert_int_equal(all.l[i].line, lines[i]);
+        assert_int_equal(all.l[i].owner, i == 0 ? 3 : 0);
+        assert_true(i == 0 || all.l[i].seq > all.l[i - 1].seq);
+    }
+    leak_list since = {0};
+    pk_leaks_since(v, mark, collect_leak, &since);
+    assert_int_equal(since.n, 2);
+    assert_ptr_equal(since.l[0].ptr, y);
+    assert_ptr_equal(since.l[1].ptr, z);
+    assert_int_equal(pk_classes_free(&set, x), PK_OK);
+    assert_int_equal(pk_classes_free(&set, y), PK_OK);
+    assert_int_equal(pk_classes_free(&set, z), PK_OK);
+    leak_list none = {0};
+    pk_leaks(v, collect_leak, &none);
+    assert_int_equal(none.n, 0);
+    assert_check_ok(&set);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1145,6 +1428,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_random_max_classes, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_random_locked, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_threads_share_a_locked_set, setup_faults, teardown_faults),
+#if PK_DEBUG
+        cmocka_unit_test_setup_teardown(test_debug_faults, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_leaks, setup_faults, teardown_faults),
+#endif
     };
     return cmocka_run_group_tests_name("classes", tests, NULL, NULL);
 }

@@ -70,20 +70,30 @@ static void set_ptr(void *at, const void *v)
     memcpy(at, &v, sizeof v);
 }
 
+/* Debug builds (PK_DEBUG): a client pointer lies PK_DEBUG_PREFIX_ bytes past
+ * its block's payload (its tag and front guard come first); RAW gives the
+ * payload, where the heap's own layout is found. Release builds: the pointer
+ * itself. */
+#if PK_DEBUG
+#define RAW(p) ((unsigned char *)(p) - PK_DEBUG_PREFIX_(A))
+#else
+#define RAW(p) ((unsigned char *)(p))
+#endif
+
 /* A block's header, and a free block's links and footer. */
 static unsigned char *header_of(void *payload)
 {
-    return (unsigned char *)payload - W;
+    return RAW(payload) - W;
 }
 
 static unsigned char *prev_link(void *payload)
 {
-    return (unsigned char *)payload;
+    return RAW(payload);
 }
 
 static unsigned char *next_link(void *payload)
 {
-    return (unsigned char *)payload + sizeof(void *);
+    return RAW(payload) + sizeof(void *);
 }
 
 static unsigned char *footer_of(void *payload)
@@ -118,9 +128,36 @@ static void assert_whole(const pk_fit *f)
     assert_int_equal(s.live, 0);
     assert_int_equal(s.in_use, 0);
     assert_int_equal(s.free_bytes, s.capacity);
-    assert_int_equal(s.largest_free, s.capacity);
+    /* Debug builds: the largest request leaves room for its tag and guards. */
+    assert_int_equal(s.largest_free, s.capacity - PK_FIT_DEBUG_BYTES_);
     assert_int_equal(f->free_blocks, 1);
 }
+
+#if PK_DEBUG
+/* Debug builds: freed blocks wait in the quarantine, live to the heap, and
+ * merge when they leave it. A request that no block can serve drains it
+ * (and counts one failure). */
+static void drain_quarantine(pk_fit *f)
+{
+    assert_null(pk_fit_alloc(f, (size_t)(f->end - f->start)));
+    assert_int_equal(f->debug.held, 0);
+}
+#define DRAIN(f) drain_quarantine(f)
+#else
+#define DRAIN(f) ((void)0)
+#endif
+
+/* Tests that pin release block layouts (exact byte sizes per placement,
+ * in-place resizing, forged headers at release offsets, the smallest heap):
+ * debug blocks carry a tag and guards, freed ones wait in the quarantine and
+ * realloc moves them, so debug builds skip these. The placement code is the
+ * same in both builds; debug builds run it under the randomized driver and
+ * the debug tests. */
+#if PK_DEBUG
+#define RELEASE_LAYOUT_ONLY() skip()
+#else
+#define RELEASE_LAYOUT_ONLY() ((void)0)
+#endif
 
 /* Init: argument checks. */
 
@@ -132,6 +169,7 @@ static size_t pad_for(const unsigned char *buf)
 static void test_init_rejects_bad_arguments(void **state)
 {
     (void)state;
+    RELEASE_LAYOUT_ONLY();
     pk_fit f;
     memset(&f, 0x5A, sizeof f);
     unsigned char before[sizeof f];
@@ -199,10 +237,14 @@ static void test_layout_and_buffer_size(void **state)
                 assert_int_equal((uintptr_t)blocks[i] % A, 0);
                 assert_true(blocks[i] >= arena + offset && blocks[i] + n <= arena + offset + bytes);
                 size_t usable = pk_fit_usable_size(&f, blocks[i]);
+#if PK_DEBUG
+                assert_int_equal(usable, n); /* debug builds: the request (the rear guard follows) */
+#else
                 assert_true(usable >= n && usable >= MINB - W);
                 if (i + 1 < count) {
                     assert_int_equal(usable, BLK(n) - W);
                 }
+#endif
                 memset(blocks[i], (int)(0xA0 + i), usable);
                 for (size_t j = 0; j < i; j++) {
                     assert_true(blocks[j] + BLK(n) - W <= blocks[i] || blocks[i] + usable <= blocks[j]);
@@ -231,6 +273,7 @@ static void test_layout_and_buffer_size(void **state)
 static void test_sizes_zero_and_too_large(void **state)
 {
     (void)state;
+    RELEASE_LAYOUT_ONLY();
     pk_fit f;
     make_heap(&f, 4096, PK_FIT_FIRST, 0);
     void *a = pk_fit_alloc(&f, 0);
@@ -302,6 +345,7 @@ static void make_holes(pk_fit *f, pk_fit_policy policy, unsigned flags, holes *h
 static void test_first_fit_picks_lowest_address(void **state)
 {
     (void)state;
+    RELEASE_LAYOUT_ONLY();
     pk_fit f;
     holes h;
     make_holes(&f, PK_FIT_FIRST, 0, &h);
@@ -315,6 +359,7 @@ static void test_first_fit_picks_lowest_address(void **state)
 static void test_best_fit_picks_smallest(void **state)
 {
     (void)state;
+    RELEASE_LAYOUT_ONLY();
     pk_fit f;
     holes h;
     make_holes(&f, PK_FIT_BEST, 0, &h);
@@ -336,6 +381,7 @@ static void test_best_fit_picks_smallest(void **state)
 static void test_next_fit_continues_after_last_allocation(void **state)
 {
     (void)state;
+    RELEASE_LAYOUT_ONLY();
     pk_fit f;
     holes h;
     make_holes(&f, PK_FIT_NEXT, 0, &h);
@@ -361,6 +407,7 @@ static void test_next_fit_continues_after_last_allocation(void **state)
 static void test_next_fit_rover_survives_merges(void **state)
 {
     (void)state;
+    RELEASE_LAYOUT_ONLY();
     pk_fit f;
     holes h;
     make_holes(&f, PK_FIT_NEXT, 0, &h);
@@ -422,6 +469,7 @@ static void make_trio(pk_fit *f, unsigned flags, trio *t)
 static void test_coalescing(void **state)
 {
     (void)state;
+    RELEASE_LAYOUT_ONLY();
     pk_fit f;
     trio t;
 
@@ -483,6 +531,7 @@ static void test_coalescing(void **state)
 static void test_external_fragmentation_example(void **state)
 {
     (void)state;
+    RELEASE_LAYOUT_ONLY();
     const size_t unit = 64;
     static const size_t units[3] = {4, 8, 2};
     for (unsigned flags = 0; flags <= PK_FIT_NO_COALESCE; flags++) {
@@ -549,6 +598,7 @@ static void assert_bytes(const void *p, size_t n, unsigned char seed)
 static void test_realloc_in_place(void **state)
 {
     (void)state;
+    RELEASE_LAYOUT_ONLY();
     for (unsigned flags = 0; flags <= PK_FIT_NO_COALESCE; flags++) {
         pk_fit f;
         make_heap(&f, 8192, PK_FIT_FIRST, flags);
@@ -621,6 +671,7 @@ static void test_realloc_in_place(void **state)
 static void test_realloc_grows_by_one_alignment_step(void **state)
 {
     (void)state;
+    RELEASE_LAYOUT_ONLY();
     for (unsigned policy = PK_FIT_FIRST; policy <= PK_FIT_NEXT; policy++) {
         for (size_t steps = 1; steps <= 8; steps++) {
             pk_fit f;
@@ -642,6 +693,7 @@ static void test_realloc_grows_by_one_alignment_step(void **state)
 static void test_realloc_moves_and_fails_cleanly(void **state)
 {
     (void)state;
+    RELEASE_LAYOUT_ONLY();
     pk_fit f;
     make_heap(&f, 8192, PK_FIT_FIRST, 0);
     unsigned char *a = pk_fit_alloc(&f, 200);
@@ -775,6 +827,7 @@ static void test_aligned_allocation(void **state)
 static void test_aligned_gap_rules(void **state)
 {
     (void)state;
+    RELEASE_LAYOUT_ONLY();
     const size_t align = 256;
     pk_fit f;
     make_heap(&f, 1 << 14, PK_FIT_FIRST, 0);
@@ -828,6 +881,7 @@ static void expect_rejected(pk_fit *f, void *p, pk_status kind)
 static void test_misuse_cases(void **state)
 {
     (void)state;
+    RELEASE_LAYOUT_ONLY();
     pk_fit f;
     unsigned char *buf = arena + 256; /* room before the heap for pointers below it */
     assert_int_equal(pk_fit_init(&f, buf, 4096, PK_FIT_FIRST, 0), PK_OK);
@@ -949,7 +1003,10 @@ static void test_misuse_through_the_driver(void **state)
                     .region_size = total + A,
                     .alloc_size = sizes[i],
                     .catches_interior = false,
-                    .capacity_blocks = total / BLK(sizes[i]), /* merged or not: blocks keep their size */
+                    /* merged or not: blocks keep their size. Debug builds:
+                     * a block of 1 byte cannot hold the driver's chain link
+                     * (writing it is an overflow), so no count then. */
+                    .capacity_blocks = PK_DEBUG && sizes[i] < sizeof(void *) ? 0 : total / BLK(sizes[i]),
                 };
                 assert_int_equal(pk_driver_misuse(pk_fit_allocator(&f), &cfg), 0);
                 pk_set_fault_handler(count_fault, NULL);
@@ -974,6 +1031,7 @@ static void make_damaged(damaged *d, unsigned flags)
     }
     assert_int_equal(pk_fit_free(&d->f, d->p[1]), PK_OK);
     assert_int_equal(pk_fit_free(&d->f, d->p[3]), PK_OK);
+    DRAIN(&d->f);
     assert_int_equal(d->f.free_blocks, 3);
     assert_check_ok(&d->f);
 }
@@ -1098,6 +1156,7 @@ static void test_check_finds_unmerged_neighbours(void **state)
     damaged d;
     make_damaged(&d, PK_FIT_NO_COALESCE);
     assert_int_equal(pk_fit_free(&d.f, d.p[2]), PK_OK);
+    DRAIN(&d.f);
     assert_int_equal(d.f.free_blocks, 4);
     assert_check_ok(&d.f);
     d.f.flags = 0;
@@ -1124,6 +1183,7 @@ static void test_free_orders(void **state)
         /* Every other block, ascending: each lands right after the last. */
         for (size_t i = 0; i < n; i += 2) {
             assert_int_equal(pk_fit_free(&f, p[i]), PK_OK);
+            DRAIN(&f); /* debug builds: the block leaves the quarantine now */
             assert_ptr_equal(f.hint, header_of(p[i]));
             if (i % 16 == 0) {
                 assert_check_ok(&f);
@@ -1188,6 +1248,7 @@ static void test_largest_free_is_exact(void **state)
                     live[i] = live[--n];
                 }
                 if (op % 50 == 0) {
+                    DRAIN(&f); /* debug builds: else one byte more may drain it and succeed */
                     pk_stats s = stats_of(&f);
                     assert_null(pk_fit_alloc(&f, s.largest_free + 1));
                     if (s.largest_free != 0) {
@@ -1213,21 +1274,26 @@ static void test_stats_peaks_and_names(void **state)
     assert_int_equal(s.in_use, 0);
     assert_int_equal(s.requested, 0);
     assert_int_equal(s.free_bytes, s.capacity);
-    assert_int_equal(s.largest_free, s.capacity);
+    assert_int_equal(s.largest_free, s.capacity - PK_FIT_DEBUG_BYTES_); /* debug: room for the tag and guards */
     assert_int_equal(s.block_size, 0);
-    assert_true(pk_frag_external(&s) == 0.0);
+    /* (debug builds: largest_free leaves room for a tag and guards) */
+    assert_true(PK_DEBUG ? pk_frag_external(&s) < 0.02 : pk_frag_external(&s) == 0.0);
     void *a = pk_fit_alloc(&f, 1000);
     void *b = pk_fit_alloc(&f, 10);
     void *c = pk_fit_alloc(&f, 500);
     s = stats_of(&f);
     assert_int_equal(s.in_use, BLK(1000) + BLK(10) + BLK(500) - 3 * W);
+#if PK_DEBUG
+    assert_int_equal(s.requested, 1510); /* debug builds: requests are recorded */
+#else
     assert_int_equal(s.requested, s.in_use);
+#endif
     assert_int_equal(s.free_bytes, 8192 - BLK(1000) - BLK(10) - BLK(500) - W);
     assert_int_equal(s.live, 3);
     assert_int_equal(pk_fit_free(&f, a), PK_OK);
     s = stats_of(&f);
     assert_int_equal(s.free_bytes, 8192 - BLK(10) - BLK(500) - 2 * W);
-    assert_int_equal(s.largest_free, 8192 - BLK(1000) - BLK(10) - BLK(500) - W);
+    assert_int_equal(s.largest_free, 8192 - BLK(1000) - BLK(10) - BLK(500) - W - PK_FIT_DEBUG_BYTES_);
     assert_int_equal(s.peak_live, 3);
     assert_int_equal(s.peak_in_use, BLK(1000) + BLK(10) + BLK(500) - 3 * W);
     assert_int_equal(s.allocs, 3);
@@ -1242,7 +1308,7 @@ static void test_stats_peaks_and_names(void **state)
     assert_memory_equal(&s, &v, sizeof s);
     assert_int_equal(pk_check(pk_fit_allocator(&f)), PK_OK);
     pk_allocator *view = pk_fit_allocator(&f);
-    assert_int_equal(view->ops->usable_size(view->self, b), BLK(10) - W);
+    assert_int_equal(view->ops->usable_size(view->self, b), PK_DEBUG ? 10 : BLK(10) - W); /* debug: the request */
     assert_int_equal(view->ops->usable_size(view->self, (unsigned char *)b + 1), 0);
     /* Names. */
     assert_string_equal(pk_name(pk_fit_allocator(&f)), "fit");
@@ -1315,7 +1381,7 @@ static void test_lock_wraps_every_operation(void **state)
     expect_one_lock(1);
     assert_int_equal(pk_fit_free(&f, a + 1), PK_ERR_MISALIGNED_PTR);
     expect_one_lock(1);
-    assert_int_equal(pk_fit_usable_size(&f, a), BLK(2000) - W);
+    assert_int_equal(pk_fit_usable_size(&f, a), PK_DEBUG ? 2000 : BLK(2000) - W); /* debug: the request */
     expect_one_lock(0);
     pk_stats s;
     pk_fit_stats(&f, &s);
@@ -1447,6 +1513,221 @@ static void test_random_tiny_locked(void **state)
     run_driver(PK_FIT_NEXT, PK_FIT_NO_COALESCE, 3, 4096, 512, 64, 32, random_ops() / 8, &l);
 }
 
+#if PK_DEBUG
+static unsigned char second[1024]; /* memory the heap does not own */
+
+/* Debug builds: each misuse is one handler call with its status, the block's
+ * allocation site and owner (from its tag) when known, and the call's site. */
+static void expect_debug_fault(pk_status kind, const void *ptr, int alloc_line, uint32_t owner, int call_line)
+{
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, kind);
+    assert_ptr_equal(faults.last.ptr, ptr);
+    assert_string_equal(faults.last.allocator, "fit");
+    if (alloc_line != 0) {
+        assert_non_null(faults.last.file);
+        assert_string_equal(faults.last.file, __FILE__);
+    } else {
+        assert_null(faults.last.file);
+    }
+    assert_int_equal(faults.last.line, alloc_line);
+    assert_int_equal(faults.last.owner, owner);
+    if (call_line != 0) {
+        assert_non_null(faults.last.call_file);
+        assert_string_equal(faults.last.call_file, __FILE__);
+    }
+    assert_int_equal(faults.last.call_line, call_line);
+    faults.calls = 0;
+}
+
+/* The heap is whole after misuse: check passes, and the stats are the
+ * clients' view (live blocks and exact requests). */
+static void assert_live(const pk_fit *f_, size_t live, size_t requested)
+{
+    assert_check_ok(f_);
+    pk_stats s = stats_of(f_);
+    assert_int_equal(s.live, live);
+    assert_int_equal(s.requested, requested);
+    assert_true(s.in_use >= requested);
+    assert_int_equal(s.frees, s.allocs - live);
+}
+
+static void test_debug_guards(void **state)
+{
+    (void)state;
+    pk_fit h;
+    make_heap(&h, 1 << 16, PK_FIT_FIRST, 0);
+    pk_set_owner(42);
+    void *keep = pk_fit_alloc(&h, 8); /* something live, so frees stay quarantined */
+    unsigned char *p = pk_fit_alloc(&h, 40); int p_line = __LINE__;
+    pk_set_owner(0);
+    assert_int_equal(pk_fit_usable_size(&h, p), 40);
+    /* Overflow by one byte past the request: reported at free, freed anyway. */
+    p[40] = 0;
+    assert_int_equal(pk_fit_check(&h), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, p, p_line, 42, 0);
+    assert_int_equal(pk_fit_free(&h, p), PK_ERR_GUARD_CORRUPT); int free_line = __LINE__;
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, p, p_line, 42, free_line);
+    assert_live(&h, 1, 8);
+    /* Underflow by one byte before it. */
+    pk_set_owner(7);
+    unsigned char *q = pk_fit_alloc_aligned(&h, 100, 256); int q_line = __LINE__;
+    pk_set_owner(0);
+    assert_int_equal((uintptr_t)q % 256, 0);
+    q[-1] = 0xFF;
+    assert_int_equal(pk_fit_free(&h, q), PK_ERR_GUARD_CORRUPT); free_line = __LINE__;
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, q, q_line, 7, free_line);
+    assert_live(&h, 1, 8);
+    /* Through realloc's inner free too. */
+    unsigned char *r = pk_fit_realloc(&h, NULL, 16); int r_line = __LINE__;
+    r[16] = 1;
+    r = pk_fit_realloc(&h, r, 32); int realloc_line = __LINE__;
+    assert_non_null(r);
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, PK_ERR_GUARD_CORRUPT);
+    assert_int_equal(faults.last.line, r_line);
+    assert_int_equal(faults.last.call_line, realloc_line);
+    faults.calls = 0;
+    assert_int_equal(pk_fit_free(&h, r), PK_OK);
+    assert_int_equal(pk_fit_free(&h, keep), PK_OK);
+    assert_int_equal(faults.calls, 0);
+    assert_whole(&h);
+}
+
+static void test_debug_use_after_free_and_double_free(void **state)
+{
+    (void)state;
+    pk_fit h;
+    make_heap(&h, 1 << 16, PK_FIT_FIRST, 0);
+    void *keep = pk_fit_alloc(&h, 8);
+    pk_set_owner(9);
+    unsigned char *p = pk_fit_alloc(&h, 64); int p_line = __LINE__;
+    pk_set_owner(0);
+    assert_int_equal(pk_fit_free(&h, p), PK_OK);
+    /* A double free of the quarantined block. */
+    assert_int_equal(pk_fit_free(&h, p), PK_ERR_DOUBLE_FREE); int free_line = __LINE__;
+    expect_debug_fault(PK_ERR_DOUBLE_FREE, p, p_line, 9, free_line);
+    assert_null(pk_fit_realloc(&h, p, 10)); int realloc_line = __LINE__;
+    expect_debug_fault(PK_ERR_DOUBLE_FREE, p, p_line, 9, realloc_line);
+    assert_live(&h, 1, 8);
+    /* A write after free: check sees it; the block's eviction reports it once. */
+    p[10] = 0x11;
+    assert_int_equal(pk_fit_check(&h), PK_ERR_USE_AFTER_FREE);
+    expect_debug_fault(PK_ERR_USE_AFTER_FREE, p, p_line, 9, 0);
+    void *more[PK_QUARANTINE_SIZE + 1];
+    for (size_t i = 0; i < PK_QUARANTINE_SIZE; i++) {
+        more[i] = pk_fit_alloc(&h, 16);
+    }
+    for (size_t i = 0; i + 1 < PK_QUARANTINE_SIZE; i++) {
+        assert_int_equal(pk_fit_free(&h, more[i]), PK_OK);
+    }
+    assert_int_equal(faults.calls, 0);
+    assert_int_equal(pk_fit_free(&h, more[PK_QUARANTINE_SIZE - 1]), PK_OK); free_line = __LINE__;
+    expect_debug_fault(PK_ERR_USE_AFTER_FREE, p, p_line, 9, free_line);
+    assert_live(&h, 1, 8);
+    /* A stale double free, after the block left the quarantine: caught,
+     * nothing changed. */
+    pk_status s = pk_fit_free(&h, p);
+    assert_true(s == PK_ERR_DOUBLE_FREE || s == PK_ERR_MISALIGNED_PTR);
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, s);
+    faults.calls = 0;
+    assert_live(&h, 1, 8);
+    /* The quarantine never causes a NULL: the whole heap, less keep, can be
+     * had while blocks are quarantined. */
+    void *x = pk_fit_alloc(&h, 1000);
+    assert_int_equal(pk_fit_free(&h, x), PK_OK);
+    assert_int_equal(h.debug.held, PK_QUARANTINE_SIZE > 0 ? PK_QUARANTINE_SIZE : 0);
+    size_t largest = 0;
+    for (size_t step = (size_t)1 << 15; step != 0; step >>= 1) {
+        void *y = pk_fit_alloc(&h, largest + step);
+        if (y != NULL) {
+            largest += step;
+            assert_int_equal(pk_fit_free(&h, y), PK_OK);
+        }
+    }
+    assert_true(largest > (1 << 16) - 2 * PK_DEBUG_OVERHEAD_(A) - 512);
+    assert_int_equal(faults.calls, 0);
+    assert_int_equal(pk_fit_free(&h, keep), PK_OK);
+    assert_whole(&h);
+}
+
+static void test_debug_foreign_and_interior(void **state)
+{
+    (void)state;
+    pk_fit h;
+    make_heap(&h, 1 << 16, PK_FIT_FIRST, 0);
+    unsigned char *p = pk_fit_alloc(&h, 200);
+    pk_stats before = stats_of(&h);
+    assert_int_equal(pk_fit_free(&h, second), PK_ERR_FOREIGN_PTR); int line = __LINE__;
+    expect_debug_fault(PK_ERR_FOREIGN_PTR, second, 0, 0, line);
+    /* Interior pointers, on the alignment grid or not, even with a plausible
+     * heap header before them: no tag, so not a block. */
+    size_t forged = MINB;
+    memcpy(p + 64 - sizeof forged, &forged, sizeof forged);
+    static const size_t offsets[] = {1, 8, 16, 64, 128, 199};
+    for (size_t i = 0; i < sizeof offsets / sizeof *offsets; i++) {
+        assert_int_equal(pk_fit_free(&h, p + offsets[i]), PK_ERR_MISALIGNED_PTR); line = __LINE__;
+        expect_debug_fault(PK_ERR_MISALIGNED_PTR, p + offsets[i], 0, 0, line);
+    }
+    /* Just past the region's start: no room for a tag. */
+    assert_int_equal(pk_fit_free(&h, h.start + W), PK_ERR_MISALIGNED_PTR);
+    faults.calls = 0;
+    pk_stats after = stats_of(&h);
+    assert_int_equal(after.rejected, before.rejected + 2 + sizeof offsets / sizeof *offsets);
+    after.rejected = before.rejected;
+    assert_memory_equal(&before, &after, sizeof before);
+    assert_live(&h, 1, 200);
+    assert_int_equal(pk_fit_free(&h, p), PK_OK);
+    assert_whole(&h);
+}
+
+static void count_leak(const pk_leak *l, void *ctx)
+{
+    size_t *n = ctx;
+    assert_string_equal(l->file, __FILE__);
+    n[0]++;
+    n[1] += l->size;
+}
+
+static void test_debug_leaks_and_sizes(void **state)
+{
+    (void)state;
+    pk_fit h;
+    make_heap(&h, 1 << 16, PK_FIT_FIRST, 0);
+    pk_allocator *a = pk_fit_allocator(&h);
+    void *p = pk_fit_alloc(&h, 10);
+    uint64_t mark = pk_leak_mark();
+    void *q = pk_alloc(a, 20);
+    void *r = pk_fit_alloc_aligned(&h, 30, 64);
+    assert_int_equal((uintptr_t)r % 64, 0);
+    size_t n[2] = {0, 0};
+    pk_leaks(a, count_leak, n);
+    assert_int_equal(n[0], 3);
+    assert_int_equal(n[1], 60);
+    n[0] = n[1] = 0;
+    pk_leaks_since(a, mark, count_leak, n);
+    assert_int_equal(n[0], 2);
+    assert_int_equal(n[1], 50);
+    assert_int_equal(pk_fit_usable_size(&h, q), 20);
+    assert_int_equal(pk_free(a, q), PK_OK);
+    assert_int_equal(pk_free(a, q), PK_ERR_DOUBLE_FREE); int line = __LINE__;
+    assert_int_equal(faults.last.call_line, line);
+    faults.calls = 0;
+    assert_live(&h, 2, 40);
+    assert_int_equal(pk_fit_free(&h, p), PK_OK);
+    assert_int_equal(pk_fit_free(&h, r), PK_OK);
+    assert_whole(&h);
+    /* The sizing macros count the tags and guards. */
+    assert_true(PK_FIT_BLOCK_SIZE(1) >= PK_DEBUG_OVERHEAD_(A) + 1 + W);
+    static unsigned char buf[PK_FIT_BUFFER_SIZE(24, 4)];
+    assert_int_equal(pk_fit_init(&h, buf, sizeof buf, PK_FIT_BEST, 0), PK_OK);
+    for (size_t i = 0; i < 4; i++) {
+        assert_non_null(pk_fit_alloc(&h, 24));
+    }
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1484,6 +1765,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_random_next_no_coalesce, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_random_aligned, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_random_tiny_locked, setup_faults, teardown_faults),
+#if PK_DEBUG
+        cmocka_unit_test_setup_teardown(test_debug_guards, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_use_after_free_and_double_free, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_foreign_and_interior, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_leaks_and_sizes, setup_faults, teardown_faults),
+#endif
     };
     return cmocka_run_group_tests_name("fit", tests, NULL, NULL);
 }

@@ -38,6 +38,16 @@ static void assert_check_corrupt(const pk_heap *h)
     faults.calls = 0;
 }
 
+/* Debug builds (PK_DEBUG): a client pointer lies PK_DEBUG_PREFIX_ bytes past
+ * its heap block's payload (its tag and front guard come first); RAW gives
+ * the payload, where the heap's own layout (header before it, links in it)
+ * is found. Release builds: the pointer itself. */
+#if PK_DEBUG
+#define RAW(p) ((unsigned char *)(p) - PK_DEBUG_PREFIX_(PK_HEAP_ALIGN))
+#else
+#define RAW(p) ((unsigned char *)(p))
+#endif
+
 static _Alignas(4096) unsigned char arena[1 << 20];
 static _Alignas(64) unsigned char second[1 << 16];
 
@@ -58,6 +68,23 @@ static void assert_whole(const pk_heap *h)
     assert_int_equal(s.free_bytes, s.capacity);
     assert_int_equal(h->blocks - s.live, h->region_count);
 }
+
+#if PK_DEBUG
+/* Debug builds: freed blocks wait in the quarantine (live to the heap) and
+ * merge when they leave it. Frees of PK_QUARANTINE_SIZE fresh blocks push
+ * every earlier one out; the fresh ones stay quarantined. */
+static void push_out_quarantine(pk_heap *h)
+{
+    void *fresh[PK_QUARANTINE_SIZE + 1];
+    for (size_t i = 0; i < PK_QUARANTINE_SIZE; i++) {
+        fresh[i] = pk_heap_alloc(h, 1);
+        assert_non_null(fresh[i]);
+    }
+    for (size_t i = 0; i < PK_QUARANTINE_SIZE; i++) {
+        assert_int_equal(pk_heap_free(h, fresh[i]), PK_OK);
+    }
+}
+#endif
 
 static void test_init_rejects_bad_arguments(void **state)
 {
@@ -81,8 +108,16 @@ static void test_init_rejects_bad_arguments(void **state)
     assert_true(size <= 2 * PK_HEAP_ALIGN + 4 * sizeof(size_t) + PK_HEAP_MIN_PAYLOAD + 1024);
     pk_stats s = stats_of(&h);
     assert_true(s.capacity >= PK_HEAP_MIN_PAYLOAD);
+#if PK_DEBUG
+    /* Debug builds: a block carries a tag and guards, more than the smallest
+     * heap holds; pk_heap_buffer_size counts them. */
+    assert_null(pk_heap_alloc(&h, 1));
+    assert_int_equal(pk_heap_init(&h, arena + 1, pk_heap_buffer_size(1, 1)), PK_OK);
+    assert_non_null(pk_heap_alloc(&h, 1));
+#else
     assert_non_null(pk_heap_alloc(&h, 1));
     assert_null(pk_heap_alloc(&h, 1));
+#endif
 }
 
 static void test_alloc_sizes_and_alignment(void **state)
@@ -103,8 +138,15 @@ static void test_alloc_sizes_and_alignment(void **state)
         assert_non_null(p);
         assert_int_equal((uintptr_t)p % PK_HEAP_ALIGN, 0);
         size_t usable = pk_heap_usable_size(&h, p);
+#if PK_DEBUG
+        /* Debug builds: usable_size is the size requested (the rear guard
+         * follows it), and in_use counts the heap blocks, tags and guards
+         * included. */
+        assert_int_equal(usable, size);
+#else
         assert_true(usable >= size && usable >= PK_HEAP_MIN_PAYLOAD);
         assert_true(usable < size + PK_HEAP_ALIGN + PK_HEAP_MIN_PAYLOAD);
+#endif
         memset(p, 0xA5, usable);
         blocks[n++] = p;
         requested += usable;
@@ -112,8 +154,14 @@ static void test_alloc_sizes_and_alignment(void **state)
     }
     pk_stats s = stats_of(&h);
     assert_int_equal(s.live, n);
+#if PK_DEBUG
+    assert_int_equal(s.requested, requested);
+    assert_true(s.in_use >= requested + n * PK_DEBUG_OVERHEAD_(PK_HEAP_ALIGN));
+    assert_true(s.in_use < requested + n * (PK_DEBUG_OVERHEAD_(PK_HEAP_ALIGN) + PK_HEAP_ALIGN + PK_HEAP_MIN_PAYLOAD));
+#else
     assert_int_equal(s.in_use, requested);
     assert_int_equal(s.requested, s.in_use);
+#endif
     /* One header word per block. */
     assert_int_equal(s.free_bytes + s.in_use + n * sizeof(size_t), s.capacity);
     for (size_t i = 0; i < n; i++) {
@@ -135,6 +183,21 @@ static void test_coalescing(void **state)
     void *b = pk_heap_alloc(&h, 200);
     void *c = pk_heap_alloc(&h, 300);
     void *d = pk_heap_alloc(&h, 400);
+#if PK_DEBUG
+    /* Debug builds: freed blocks wait in the quarantine, live to the heap,
+     * and merge when they leave it (past PK_QUARANTINE_SIZE, or when nothing
+     * is live): here all at once, when d's free leaves nothing live. The
+     * counts below are the release layout's. */
+    assert_int_equal(pk_heap_free(&h, a), PK_OK);
+    assert_int_equal(pk_heap_free(&h, c), PK_OK);
+    assert_int_equal(pk_heap_free(&h, b), PK_OK);
+    assert_int_equal(h.blocks - h.live, 1);
+    assert_int_equal(h.debug.held, 3);
+    assert_int_equal(pk_heap_free(&h, d), PK_OK);
+    assert_int_equal(h.debug.held, 0);
+    assert_whole(&h);
+    return;
+#endif
     assert_int_equal((h.blocks - stats_of(&h).live), 1);
     assert_int_equal(pk_heap_free(&h, a), PK_OK);
     assert_int_equal((h.blocks - stats_of(&h).live), 2);
@@ -162,6 +225,15 @@ static void check_largest_free(pk_heap *h)
     void *p = pk_heap_alloc(h, s.largest_free);
     assert_non_null(p);
     assert_int_equal(pk_heap_free(h, p), PK_OK);
+#if PK_DEBUG
+    /* Debug builds: a request that fails drains the quarantine and tries
+     * again, so one byte more may succeed while blocks are quarantined
+     * (largest_free does not count them); exact when none is. */
+    if (h->debug.held != 0) {
+        assert_true(s.largest_free <= s.free_bytes);
+        return;
+    }
+#endif
     assert_null(pk_heap_alloc(h, s.largest_free + 1));
     assert_true(s.largest_free <= s.free_bytes);
 }
@@ -281,6 +353,24 @@ static void test_realloc_in_place_and_moved(void **state)
     for (size_t i = 0; i < 100; i++) {
         p[i] = (unsigned char)i;
     }
+#if PK_DEBUG
+    /* Debug builds: realloc moves the block whenever the size changes (its
+     * guards follow the new size), keeping the contents; the old block goes
+     * to the quarantine. */
+    unsigned char *grown = pk_heap_realloc(&h, p, 1000);
+    assert_non_null(grown);
+    assert_ptr_not_equal(grown, p);
+    assert_int_equal(pk_heap_usable_size(&h, grown), 1000);
+    assert_int_equal(pk_heap_usable_size(&h, p), 0);
+    for (size_t i = 0; i < 100; i++) {
+        assert_int_equal(grown[i], (unsigned char)i);
+    }
+    assert_ptr_equal(pk_heap_realloc(&h, grown, 1000), grown); /* the same size: kept */
+    p = pk_heap_realloc(&h, grown, 50);
+    assert_int_equal(pk_heap_usable_size(&h, p), 50);
+    assert_check_ok(&h);
+    void *wall = pk_heap_alloc(&h, 10);
+#else
     /* Grows in place into the free space behind it. */
     assert_ptr_equal(pk_heap_realloc(&h, p, 1000), p);
     assert_true(pk_heap_usable_size(&h, p) >= 1000);
@@ -291,6 +381,7 @@ static void test_realloc_in_place_and_moved(void **state)
     /* Blocked by a neighbour: moves, keeping the contents. */
     void *wall = pk_heap_alloc(&h, 10);
     assert_ptr_equal(wall, p + pk_heap_usable_size(&h, p) + sizeof(size_t));
+#endif
     unsigned char *q = pk_heap_realloc(&h, p, 3000);
     assert_non_null(q);
     assert_ptr_not_equal(q, p);
@@ -305,6 +396,9 @@ static void test_realloc_in_place_and_moved(void **state)
     assert_int_equal(stats_of(&h).failures, failures + 2);
     assert_true(pk_heap_usable_size(&h, q) >= 3000);
     assert_int_equal(q[49], 49);
+#if PK_DEBUG
+    assert_int_equal(pk_heap_usable_size(&h, q), 3000);
+#endif
     /* Bad pointers are reported as free reports them. */
     assert_null(pk_heap_realloc(&h, p, 10));
     expect_fault(PK_ERR_DOUBLE_FREE, p);
@@ -427,7 +521,12 @@ static void test_regions(void **state)
         assert_true(in_first || in_second);
         live[n] = p;
     }
+#if PK_DEBUG
+    /* Debug builds: each block carries a tag and guards too. */
+    assert_true(n > (one + sizeof second) / (320 + PK_DEBUG_OVERHEAD_(PK_HEAP_ALIGN)) - 4);
+#else
     assert_true(n > (one + sizeof second) / 320 - 4);
+#endif
     assert_check_ok(&h);
     /* A pointer between the regions is foreign. */
     assert_int_equal(pk_heap_free(&h, arena + (1 << 15)), PK_ERR_FOREIGN_PTR);
@@ -499,8 +598,14 @@ static void test_check_finds_damage(void **state)
     unsigned char *d = pk_heap_alloc(&h, 100);
     assert_int_equal(pk_heap_free(&h, b), PK_OK);
     assert_int_equal(pk_heap_free(&h, d), PK_OK); /* merges with the tail */
+#if PK_DEBUG
+    /* Debug builds: b and d wait in the quarantine; frees of fresh blocks
+     * push them out (d merges with the free space after it, not the tail),
+     * and the damage below goes to the heap's own layout (RAW). */
+    push_out_quarantine(&h);
+#endif
     assert_check_ok(&h);
-    size_t *header_c = (size_t *)(void *)(c - sizeof(size_t));
+    size_t *header_c = (size_t *)(void *)(RAW(c) - sizeof(size_t));
     size_t saved = *header_c;
 
     *header_c = saved + PK_HEAP_ALIGN; /* a size that overlaps the next block */
@@ -512,16 +617,16 @@ static void test_check_finds_damage(void **state)
     *header_c = saved;
     assert_check_ok(&h);
 
-    void **prev_phys_c = (void **)(void *)(c - 2 * sizeof(size_t)); /* b's boundary tag */
+    void **prev_phys_c = (void **)(void *)(RAW(c) - 2 * sizeof(size_t)); /* b's boundary tag */
     void *saved_tag = *prev_phys_c;
-    *prev_phys_c = a - 2 * sizeof(size_t);
+    *prev_phys_c = RAW(a) - 2 * sizeof(size_t);
     assert_check_corrupt(&h);
     *prev_phys_c = saved_tag;
     assert_check_ok(&h);
 
-    void **link_b = (void **)(void *)b; /* b's next_free link */
+    void **link_b = (void **)(void *)RAW(b); /* b's next_free link */
     void *saved_link = *link_b;
-    *link_b = b - 2 * sizeof(size_t); /* a cycle */
+    *link_b = RAW(b) - 2 * sizeof(size_t); /* a cycle */
     assert_check_corrupt(&h);
     *link_b = second; /* outside every region */
     assert_check_corrupt(&h);
@@ -533,7 +638,19 @@ static void test_check_finds_damage(void **state)
     unsigned fl_b = 0, sl_b = 0;
     for (unsigned fl = 0; fl < PK_HEAP_FL_COUNT && head_b == NULL; fl++) {
         for (unsigned sl = 0; sl < PK_HEAP_SL_COUNT; sl++) {
-            if (h.lists[fl * PK_HEAP_SL_COUNT + sl] == (pk_heap_block *)(void *)(b - 2 * sizeof(size_t))) {
+            pk_heap_block *target = (pk_heap_block *)(void *)(RAW(b) - 2 * sizeof(size_t));
+#if PK_DEBUG
+            /* Debug builds: d, of b's class, left the quarantine after b and
+             * heads the list: take the list that holds b (next_free is the
+             * word at the payload). */
+            for (pk_heap_block *x = h.lists[fl * PK_HEAP_SL_COUNT + sl]; x != NULL && x != target;) {
+                memcpy(&x, (unsigned char *)x + 2 * sizeof(size_t), sizeof x);
+                if (x == target) {
+                    target = h.lists[fl * PK_HEAP_SL_COUNT + sl];
+                }
+            }
+#endif
+            if (h.lists[fl * PK_HEAP_SL_COUNT + sl] == target) {
                 head_b = h.lists[fl * PK_HEAP_SL_COUNT + sl];
                 fl_b = fl;
                 sl_b = sl;
@@ -702,6 +819,217 @@ static void test_misuse_through_the_driver(void **state)
     assert_whole(&h);
 }
 
+#if PK_DEBUG
+/* Debug builds: each misuse is one handler call with its status, the block's
+ * allocation site and owner (from its tag) when known, and the call's site. */
+static void expect_debug_fault(pk_status kind, const void *ptr, int alloc_line, uint32_t owner, int call_line)
+{
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, kind);
+    assert_ptr_equal(faults.last.ptr, ptr);
+    assert_string_equal(faults.last.allocator, "heap");
+    if (alloc_line != 0) {
+        assert_non_null(faults.last.file);
+        assert_string_equal(faults.last.file, __FILE__);
+    } else {
+        assert_null(faults.last.file);
+    }
+    assert_int_equal(faults.last.line, alloc_line);
+    assert_int_equal(faults.last.owner, owner);
+    if (call_line != 0) {
+        assert_non_null(faults.last.call_file);
+        assert_string_equal(faults.last.call_file, __FILE__);
+    }
+    assert_int_equal(faults.last.call_line, call_line);
+    faults.calls = 0;
+}
+
+/* The heap is whole after misuse: check passes, and the stats are the
+ * clients' view (live blocks and exact requests). */
+static void assert_live(const pk_heap *h, size_t live, size_t requested)
+{
+    assert_check_ok(h);
+    pk_stats s = stats_of(h);
+    assert_int_equal(s.live, live);
+    assert_int_equal(s.requested, requested);
+    assert_true(s.in_use >= requested);
+    assert_int_equal(s.frees, s.allocs - live);
+}
+
+static void test_debug_guards(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 16), PK_OK);
+    pk_set_owner(42);
+    void *keep = pk_heap_alloc(&h, 8); /* something live, so frees stay quarantined */
+    unsigned char *p = pk_heap_alloc(&h, 40); int p_line = __LINE__;
+    pk_set_owner(0);
+    assert_int_equal(pk_heap_usable_size(&h, p), 40);
+    /* Overflow by one byte past the request: reported at free, freed anyway. */
+    p[40] = 0;
+    assert_int_equal(pk_heap_check(&h), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, p, p_line, 42, 0);
+    assert_int_equal(pk_heap_free(&h, p), PK_ERR_GUARD_CORRUPT); int free_line = __LINE__;
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, p, p_line, 42, free_line);
+    assert_live(&h, 1, 8);
+    /* Underflow by one byte before it. */
+    pk_set_owner(7);
+    unsigned char *q = pk_heap_alloc_aligned(&h, 100, 256); int q_line = __LINE__;
+    pk_set_owner(0);
+    assert_int_equal((uintptr_t)q % 256, 0);
+    q[-1] = 0xFF;
+    assert_int_equal(pk_heap_free(&h, q), PK_ERR_GUARD_CORRUPT); free_line = __LINE__;
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, q, q_line, 7, free_line);
+    assert_live(&h, 1, 8);
+    /* Through realloc's inner free too. */
+    unsigned char *r = pk_heap_realloc(&h, NULL, 16); int r_line = __LINE__;
+    r[16] = 1;
+    r = pk_heap_realloc(&h, r, 32); int realloc_line = __LINE__;
+    assert_non_null(r);
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, PK_ERR_GUARD_CORRUPT);
+    assert_int_equal(faults.last.line, r_line);
+    assert_int_equal(faults.last.call_line, realloc_line);
+    faults.calls = 0;
+    assert_int_equal(pk_heap_free(&h, r), PK_OK);
+    assert_int_equal(pk_heap_free(&h, keep), PK_OK);
+    assert_int_equal(faults.calls, 0);
+    assert_whole(&h);
+}
+
+static void test_debug_use_after_free_and_double_free(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 16), PK_OK);
+    void *keep = pk_heap_alloc(&h, 8);
+    pk_set_owner(9);
+    unsigned char *p = pk_heap_alloc(&h, 64); int p_line = __LINE__;
+    pk_set_owner(0);
+    assert_int_equal(pk_heap_free(&h, p), PK_OK);
+    /* A double free of the quarantined block. */
+    assert_int_equal(pk_heap_free(&h, p), PK_ERR_DOUBLE_FREE); int free_line = __LINE__;
+    expect_debug_fault(PK_ERR_DOUBLE_FREE, p, p_line, 9, free_line);
+    assert_null(pk_heap_realloc(&h, p, 10)); int realloc_line = __LINE__;
+    expect_debug_fault(PK_ERR_DOUBLE_FREE, p, p_line, 9, realloc_line);
+    assert_live(&h, 1, 8);
+    /* A write after free: check sees it; the block's eviction reports it once. */
+    p[10] = 0x11;
+    assert_int_equal(pk_heap_check(&h), PK_ERR_USE_AFTER_FREE);
+    expect_debug_fault(PK_ERR_USE_AFTER_FREE, p, p_line, 9, 0);
+    void *more[PK_QUARANTINE_SIZE + 1];
+    for (size_t i = 0; i < PK_QUARANTINE_SIZE; i++) {
+        more[i] = pk_heap_alloc(&h, 16);
+    }
+    for (size_t i = 0; i + 1 < PK_QUARANTINE_SIZE; i++) {
+        assert_int_equal(pk_heap_free(&h, more[i]), PK_OK);
+    }
+    assert_int_equal(faults.calls, 0);
+    assert_int_equal(pk_heap_free(&h, more[PK_QUARANTINE_SIZE - 1]), PK_OK); free_line = __LINE__;
+    expect_debug_fault(PK_ERR_USE_AFTER_FREE, p, p_line, 9, free_line);
+    assert_live(&h, 1, 8);
+    /* A stale double free, after the block left the quarantine: caught,
+     * nothing changed. */
+    pk_status s = pk_heap_free(&h, p);
+    assert_true(s == PK_ERR_DOUBLE_FREE || s == PK_ERR_MISALIGNED_PTR);
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, s);
+    faults.calls = 0;
+    assert_live(&h, 1, 8);
+    /* The quarantine never causes a NULL: the whole heap, less keep, can be
+     * had while blocks are quarantined. */
+    void *x = pk_heap_alloc(&h, 1000);
+    assert_int_equal(pk_heap_free(&h, x), PK_OK);
+    assert_int_equal(h.debug.held, PK_QUARANTINE_SIZE > 0 ? PK_QUARANTINE_SIZE : 0);
+    size_t largest = 0;
+    for (size_t step = (size_t)1 << 15; step != 0; step >>= 1) {
+        void *y = pk_heap_alloc(&h, largest + step);
+        if (y != NULL) {
+            largest += step;
+            assert_int_equal(pk_heap_free(&h, y), PK_OK);
+        }
+    }
+    /* (less keep, two blocks' debug bytes, and the search's rounding: a
+     * second-level step of 1 KiB at this size) */
+    assert_true(largest + 2 * PK_DEBUG_OVERHEAD_(PK_HEAP_ALIGN) + 2048 > stats_of(&h).capacity);
+    assert_int_equal(faults.calls, 0);
+    assert_int_equal(pk_heap_free(&h, keep), PK_OK);
+    assert_whole(&h);
+}
+
+static void test_debug_foreign_and_interior(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 16), PK_OK);
+    unsigned char *p = pk_heap_alloc(&h, 200);
+    pk_stats before = stats_of(&h);
+    assert_int_equal(pk_heap_free(&h, second), PK_ERR_FOREIGN_PTR); int line = __LINE__;
+    expect_debug_fault(PK_ERR_FOREIGN_PTR, second, 0, 0, line);
+    /* Interior pointers, on the alignment grid or not, even with a plausible
+     * heap header before them: no tag, so not a block. */
+    size_t forged = PK_HEAP_MIN_PAYLOAD;
+    memcpy(p + 64 - sizeof forged, &forged, sizeof forged);
+    static const size_t offsets[] = {1, 8, 16, 64, 128, 199};
+    for (size_t i = 0; i < sizeof offsets / sizeof *offsets; i++) {
+        assert_int_equal(pk_heap_free(&h, p + offsets[i]), PK_ERR_MISALIGNED_PTR); line = __LINE__;
+        expect_debug_fault(PK_ERR_MISALIGNED_PTR, p + offsets[i], 0, 0, line);
+    }
+    /* Just past the region's start: no room for a tag. */
+    assert_int_equal(pk_heap_free(&h, h.regions[0].start), PK_ERR_MISALIGNED_PTR);
+    faults.calls = 0;
+    pk_stats after = stats_of(&h);
+    assert_int_equal(after.rejected, before.rejected + 2 + sizeof offsets / sizeof *offsets);
+    after.rejected = before.rejected;
+    assert_memory_equal(&before, &after, sizeof before);
+    assert_live(&h, 1, 200);
+    assert_int_equal(pk_heap_free(&h, p), PK_OK);
+    assert_whole(&h);
+}
+
+static void count_leak(const pk_leak *l, void *ctx)
+{
+    size_t *n = ctx;
+    assert_string_equal(l->file, __FILE__);
+    n[0]++;
+    n[1] += l->size;
+}
+
+static void test_debug_leaks_and_sizes(void **state)
+{
+    (void)state;
+    pk_heap h;
+    assert_int_equal(pk_heap_init(&h, arena, 1 << 16), PK_OK);
+    pk_allocator *a = pk_heap_allocator(&h);
+    void *p = pk_heap_alloc(&h, 10);
+    uint64_t mark = pk_leak_mark();
+    void *q = pk_alloc(a, 20);
+    void *r = pk_heap_alloc_bounded(&h, 30, 0, 64);
+    assert_int_equal((uintptr_t)r / 64, ((uintptr_t)r + 29) / 64);
+    size_t n[2] = {0, 0};
+    pk_leaks(a, count_leak, n);
+    assert_int_equal(n[0], 3);
+    assert_int_equal(n[1], 60);
+    n[0] = n[1] = 0;
+    pk_leaks_since(a, mark, count_leak, n);
+    assert_int_equal(n[0], 2);
+    assert_int_equal(n[1], 50);
+    assert_int_equal(pk_heap_usable_size(&h, q), 20);
+    assert_int_equal(pk_free(a, q), PK_OK);
+    assert_int_equal(pk_free(a, q), PK_ERR_DOUBLE_FREE); int line = __LINE__;
+    assert_int_equal(faults.last.call_line, line);
+    faults.calls = 0;
+    assert_live(&h, 2, 40);
+    assert_int_equal(pk_heap_free(&h, p), PK_OK);
+    assert_int_equal(pk_heap_free(&h, r), PK_OK);
+    assert_whole(&h);
+    /* pk_heap_buffer_size counts the tags and guards. */
+    assert_true(pk_heap_buffer_size(1, 1) >= PK_DEBUG_OVERHEAD_(PK_HEAP_ALIGN));
+    assert_int_equal(pk_heap_buffer_size(SIZE_MAX - 8, 1), 0);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -728,6 +1056,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_random_log_uniform, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_random_aligned, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_random_tiny_heap, setup_faults, teardown_faults),
+#if PK_DEBUG
+        cmocka_unit_test_setup_teardown(test_debug_guards, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_use_after_free_and_double_free, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_foreign_and_interior, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_leaks_and_sizes, setup_faults, teardown_faults),
+#endif
     };
     return cmocka_run_group_tests_name(PK_HEAP_STRICT_FREE ? "heap (strict free)" : "heap", tests, NULL,
                                        NULL);

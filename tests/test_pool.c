@@ -32,7 +32,20 @@ static void assert_check_corrupt(const pk_pool *p)
     faults.calls = 0;
 }
 
-static _Alignas(4096) unsigned char arena[1 << 16];
+/* Debug builds: blocks also hold a tag and guards; the 512 descriptors of
+ * test_random_descriptors need 128 KiB then. */
+static _Alignas(4096) unsigned char arena[PK_DEBUG ? 1 << 18 : 1 << 16];
+
+#if PK_DEBUG
+/* The start of the block holding ptr, where the pool keeps a free block's
+ * link (in release builds, the pointer handed out; in debug builds that lies
+ * after the block's tag and front guard). */
+static unsigned char *block_start(const pk_pool *p, const void *ptr)
+{
+    size_t offset = (size_t)((uintptr_t)ptr - (uintptr_t)p->base);
+    return p->base + offset / p->stride * p->stride;
+}
+#endif
 
 /* Init: argument checks. */
 
@@ -173,7 +186,13 @@ static void test_stats_and_reuse(void **state)
     void *c = pk_pool_alloc(&p);
     assert_int_equal(pk_pool_available(&p), 7);
     assert_int_equal(pk_pool_free(&p, b), PK_OK);
+#if PK_DEBUG
+    /* Debug builds: b waits in the quarantine; a fresh block is handed out. */
+    b = pk_pool_alloc(&p);
+    assert_non_null(b);
+#else
     assert_ptr_equal(pk_pool_alloc(&p), b); /* LIFO: the warmest block first */
+#endif
     assert_int_equal(pk_pool_free(&p, a), PK_OK);
     assert_int_equal(pk_pool_free(&p, c), PK_OK);
     pk_pool_stats(&p, &s);
@@ -220,15 +239,23 @@ static void test_misuse_cases(void **state)
     unsigned char *b = pk_pool_alloc(&p);
     pk_stats before;
     pk_pool_stats(&p, &before);
+    /* The stride and block 0's start (debug builds: a larger stride, tag and
+     * guards included, and a after them). */
+    size_t step = 16;
+    unsigned char *start = a;
+#if PK_DEBUG
+    step = p.stride;
+    start = block_start(&p, a);
+#endif
 
     assert_int_equal(pk_pool_free(&p, a + 12), PK_ERR_MISALIGNED_PTR); /* in the padding */
     expect_fault_named(PK_ERR_MISALIGNED_PTR, a + 12, "descriptors");
-    assert_int_equal(pk_pool_free(&p, a + 16 * 5), PK_ERR_DOUBLE_FREE); /* never handed out */
-    expect_fault_named(PK_ERR_DOUBLE_FREE, a + 16 * 5, "descriptors");
-    assert_int_equal(pk_pool_free(&p, a - 16), PK_ERR_FOREIGN_PTR);
-    expect_fault_named(PK_ERR_FOREIGN_PTR, a - 16, "descriptors");
-    assert_int_equal(pk_pool_free(&p, a + 16 * 8), PK_ERR_FOREIGN_PTR); /* just past the blocks */
-    expect_fault_named(PK_ERR_FOREIGN_PTR, a + 16 * 8, "descriptors");
+    assert_int_equal(pk_pool_free(&p, a + step * 5), PK_ERR_DOUBLE_FREE); /* never handed out */
+    expect_fault_named(PK_ERR_DOUBLE_FREE, a + step * 5, "descriptors");
+    assert_int_equal(pk_pool_free(&p, start - 16), PK_ERR_FOREIGN_PTR);
+    expect_fault_named(PK_ERR_FOREIGN_PTR, start - 16, "descriptors");
+    assert_int_equal(pk_pool_free(&p, start + step * 8), PK_ERR_FOREIGN_PTR); /* just past the blocks */
+    expect_fault_named(PK_ERR_FOREIGN_PTR, start + step * 8, "descriptors");
     assert_int_equal(pk_pool_free(&p, (void *)(uintptr_t)1), PK_ERR_FOREIGN_PTR);
     expect_fault_named(PK_ERR_FOREIGN_PTR, (void *)(uintptr_t)1, "descriptors");
     assert_int_equal(pk_pool_free(&p, (void *)UINTPTR_MAX), PK_ERR_FOREIGN_PTR);
@@ -243,10 +270,10 @@ static void test_misuse_cases(void **state)
     assert_memory_equal(&before, &after, sizeof before);
     assert_check_ok(&p);
     assert_int_equal(pk_pool_usable_size(&p, a + 1), 0);
-    assert_int_equal(pk_pool_usable_size(&p, a - 16), 0);
-    assert_false(pk_pool_owns(&p, a - 1));
+    assert_int_equal(pk_pool_usable_size(&p, start - 16), 0);
+    assert_false(pk_pool_owns(&p, start - 1));
     assert_true(pk_pool_owns(&p, a + 12));
-    assert_false(pk_pool_owns(&p, a + 16 * 8));
+    assert_false(pk_pool_owns(&p, start + step * 8));
 
     assert_int_equal(pk_pool_free(&p, b), PK_OK);
     assert_int_equal(pk_pool_usable_size(&p, b), 0);
@@ -277,10 +304,21 @@ static void test_every_interior_offset_rejected(void **state)
         for (size_t k = 1; k < 6; k++) {
             assert_non_null(pk_pool_alloc(&p));
         }
+#if PK_DEBUG
+        /* Debug builds: every byte of the blocks but the pointers handed
+         * out, from block 0's start (its tag and guards included). */
+        size_t user_at = (size_t)(first - p.base);
+        first = p.base;
+        for (size_t offset = 0; offset < 6 * p.stride; offset++) {
+            if (offset % p.stride == user_at) {
+                continue;
+            }
+#else
         for (size_t offset = 1; offset < 6 * p.stride; offset++) {
             if (offset % p.stride == 0) {
                 continue;
             }
+#endif
             assert_int_equal(pk_pool_free(&p, first + offset), PK_ERR_MISALIGNED_PTR);
             expect_fault_named(PK_ERR_MISALIGNED_PTR, first + offset, "pool");
         }
@@ -305,6 +343,21 @@ static void make_damaged_pool(damaged_pool *d)
     assert_int_equal(pk_pool_free(&d->p, d->blocks[1]), PK_OK);
     assert_int_equal(pk_pool_free(&d->p, d->blocks[3]), PK_OK);
     assert_int_equal(pk_pool_free(&d->p, d->blocks[4]), PK_OK);
+#if PK_DEBUG
+    /* Debug builds: 1, 3 and 4 wait in the quarantine. Freeing 0, 2 and 5
+     * too empties the pool, and so the quarantine, onto the free list in
+     * FIFO order (1, 3, 4, 0, 2, 5); taking 5, 2 and 0 back leaves the same
+     * state as above: the list 4 -> 3 -> 1. */
+    assert_int_equal(pk_pool_free(&d->p, d->blocks[0]), PK_OK);
+    assert_int_equal(pk_pool_free(&d->p, d->blocks[2]), PK_OK);
+    assert_int_equal(pk_pool_free(&d->p, d->blocks[5]), PK_OK);
+    assert_ptr_equal(pk_pool_alloc(&d->p), d->blocks[5]);
+    assert_ptr_equal(pk_pool_alloc(&d->p), d->blocks[2]);
+    assert_ptr_equal(pk_pool_alloc(&d->p), d->blocks[0]);
+    for (size_t i = 0; i < 6; i++) {
+        d->blocks[i] = block_start(&d->p, d->blocks[i]); /* where the links are */
+    }
+#endif
     assert_check_ok(&d->p);
 }
 
@@ -366,7 +419,11 @@ static void test_check_finds_counter_damage(void **state)
     d.p.carved = 6;
     d.p.fast_limit = 5;
     assert_check_corrupt(&d.p);
+#if PK_DEBUG
+    d.p.fast_limit = 0; /* debug builds have no fast path */
+#else
     d.p.fast_limit = 6;
+#endif
     d.p.draws++;
     assert_check_corrupt(&d.p);
     d.p.draws--;
@@ -417,12 +474,32 @@ static void test_reset_peaks_survives_overwritten_link(void **state)
 {
     (void)state;
     pk_pool p;
+#if PK_DEBUG
+    /* Debug builds: c would wait in the quarantine. PK_QUARANTINE_SIZE more
+     * blocks freed after it push it out onto the free list; they stay
+     * quarantined (live to the pool, free to the clients). */
+    assert_int_equal(pk_pool_init(&p, arena, PK_POOL_BUFFER_SIZE(32, 4 + PK_QUARANTINE_SIZE, 0), 32, 0), PK_OK);
+    unsigned char *a = pk_pool_alloc(&p);
+    unsigned char *b = pk_pool_alloc(&p);
+    unsigned char *c = pk_pool_alloc(&p);
+    unsigned char *held[PK_QUARANTINE_SIZE + 1];
+    for (size_t i = 0; i < PK_QUARANTINE_SIZE; i++) {
+        held[i] = pk_pool_alloc(&p);
+    }
+    memset(a, 0x41, 32);
+    assert_int_equal(pk_pool_free(&p, c), PK_OK);
+    for (size_t i = 0; i < PK_QUARANTINE_SIZE; i++) {
+        assert_int_equal(pk_pool_free(&p, held[i]), PK_OK);
+    }
+    c = block_start(&p, c); /* its link */
+#else
     assert_int_equal(pk_pool_init(&p, arena, PK_POOL_BUFFER_SIZE(32, 4, 0), 32, 0), PK_OK);
     unsigned char *a = pk_pool_alloc(&p);
     unsigned char *b = pk_pool_alloc(&p);
     unsigned char *c = pk_pool_alloc(&p);
     memset(a, 0x41, 32);
     assert_int_equal(pk_pool_free(&p, c), PK_OK);
+#endif
     store_index(c, 0); /* c's link now names a, which is live */
     pk_pool_reset_peaks(&p);
     assert_int_equal(faults.calls, 1);
@@ -440,6 +517,12 @@ static void test_reset_peaks_survives_overwritten_link(void **state)
     void *y = pk_pool_alloc(&p);
     assert_non_null(x);
     assert_non_null(y);
+#if PK_DEBUG
+    /* ... and then the quarantined ones (the quarantine never causes a NULL). */
+    for (size_t i = 0; i < PK_QUARANTINE_SIZE; i++) {
+        assert_non_null(pk_pool_alloc(&p));
+    }
+#endif
     assert_null(pk_pool_alloc(&p));
     assert_int_equal(faults.calls, 0);
     (void)b;
@@ -523,6 +606,8 @@ static void test_lock_wraps_every_operation(void **state)
     assert_int_equal(pk_pool_free(&p, blocks[0]), PK_OK);
     assert_int_equal(pk_pool_set_lock(&p, NULL), PK_OK);
     lock_calls = 0;
+    /* (Debug builds: blocks[0] waited in the quarantine, which the alloc
+     * that would otherwise fail drains.) */
     assert_ptr_equal(pk_pool_alloc(&p), blocks[0]);
     for (size_t i = 0; i < 4; i++) {
         assert_int_equal(pk_pool_free(&p, blocks[i]), PK_OK);
@@ -695,6 +780,152 @@ static void test_random_locked(void **state)
     run_driver(48, 100, 16, 2, &l, 5, random_ops() / 4);
 }
 
+#if PK_DEBUG
+/* Debug builds: the faults the debug layer adds, each provoked once. */
+
+/* Exactly one fault since the last check: kind, ptr, the pool's name, the
+ * block's allocation site in this file and owner (alloc_line 0: no tag, so
+ * neither), the call's site in this file (call_line 0: none, as for check),
+ * and the handler ran with the lock released. */
+static void expect_debug_fault(pk_status kind, const void *ptr, const char *name, int alloc_line, uint32_t owner,
+                               int call_line)
+{
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, kind);
+    assert_ptr_equal(faults.last.ptr, ptr);
+    assert_string_equal(faults.last.allocator, name);
+    if (alloc_line != 0) {
+        assert_non_null(faults.last.file);
+        assert_string_equal(faults.last.file, __FILE__);
+        assert_int_equal(faults.last.line, alloc_line);
+    } else {
+        assert_null(faults.last.file);
+    }
+    assert_int_equal(faults.last.owner, owner);
+    if (call_line != 0) {
+        assert_non_null(faults.last.call_file);
+        assert_string_equal(faults.last.call_file, __FILE__);
+        assert_int_equal(faults.last.call_line, call_line);
+    } else {
+        assert_null(faults.last.call_file);
+    }
+    assert_int_equal(faults.lock_depth_seen, 0);
+    faults.calls = 0;
+}
+
+static void expect_pool_stats(const pk_pool *p, size_t live, uint64_t rejected)
+{
+    pk_stats s;
+    pk_pool_stats(p, &s);
+    assert_int_equal(s.live, live);
+    assert_int_equal(s.rejected, rejected);
+    assert_int_equal(s.allocs - s.frees, live);
+    assert_int_equal(s.requested, live * 24); /* pk_pool_alloc requests the block size */
+    assert_int_equal(pk_pool_available(p), pk_pool_capacity(p) - live);
+}
+
+static void test_debug_faults(void **state)
+{
+    (void)state;
+    enum { FILL = PK_QUARANTINE_SIZE, N = 4 + PK_QUARANTINE_SIZE };
+    pk_pool p;
+    assert_int_equal(pk_pool_init(&p, arena, PK_POOL_BUFFER_SIZE(24, N, 8), 24, 8), PK_OK);
+    pk_pool_set_name(&p, "sensors");
+    pk_lock l = {counting_lock, counting_unlock, &lock_calls};
+    assert_int_equal(pk_pool_set_lock(&p, &l), PK_OK);
+    unsigned char *anchor = pk_pool_alloc(&p); /* live throughout: the quarantine keeps its blocks */
+    pk_set_owner(7);
+    int al = __LINE__; unsigned char *a = pk_pool_alloc(&p);
+    pk_set_owner(0);
+    int cl;
+
+    /* Overflow by one byte: check finds it (a stays live), then the free,
+     * which frees a all the same and restores the guard. */
+    a[24] = 0;
+    assert_int_equal(pk_pool_check(&p), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, a, "sensors", al, 7, 0);
+    cl = __LINE__; assert_int_equal(pk_pool_free(&p, a), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, a, "sensors", al, 7, cl);
+    assert_check_ok(&p);
+    expect_pool_stats(&p, 1, 0);
+    /* Freed again while quarantined: its tag still tells where it came from. */
+    cl = __LINE__; assert_int_equal(pk_pool_free(&p, a), PK_ERR_DOUBLE_FREE);
+    expect_debug_fault(PK_ERR_DOUBLE_FREE, a, "sensors", al, 7, cl);
+    expect_pool_stats(&p, 1, 1);
+
+    /* Underflow by one byte. */
+    pk_set_owner(9);
+    int bl = __LINE__; unsigned char *b = pk_pool_alloc(&p);
+    pk_set_owner(0);
+    b[-1] = 0x00;
+    cl = __LINE__; assert_int_equal(pk_pool_free(&p, b), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, b, "sensors", bl, 9, cl);
+    assert_check_ok(&p);
+    expect_pool_stats(&p, 1, 1);
+
+    /* Foreign and interior pointers (no tag: the call's site only). */
+    unsigned char local[32];
+    cl = __LINE__; assert_int_equal(pk_pool_free(&p, local + 16), PK_ERR_FOREIGN_PTR);
+    expect_debug_fault(PK_ERR_FOREIGN_PTR, local + 16, "sensors", 0, 0, cl);
+    cl = __LINE__; assert_int_equal(pk_pool_free(&p, anchor + 1), PK_ERR_MISALIGNED_PTR);
+    expect_debug_fault(PK_ERR_MISALIGNED_PTR, anchor + 1, "sensors", 0, 0, cl);
+    cl = __LINE__; assert_int_equal(pk_pool_free(&p, anchor - 1), PK_ERR_MISALIGNED_PTR); /* its front guard */
+    expect_debug_fault(PK_ERR_MISALIGNED_PTR, anchor - 1, "sensors", 0, 0, cl);
+    assert_check_ok(&p);
+    expect_pool_stats(&p, 1, 4);
+
+    /* A write after free into a quarantined block: check finds it, and the
+     * free that pushes the block out of the quarantine reports it, once. */
+    int dl = __LINE__; unsigned char *d = pk_pool_alloc(&p);
+    assert_int_equal(pk_pool_free(&p, d), PK_OK);
+    d[5] = 0x42;
+    assert_int_equal(pk_pool_check(&p), PK_ERR_USE_AFTER_FREE);
+    expect_debug_fault(PK_ERR_USE_AFTER_FREE, d, "sensors", dl, 0, 0);
+    unsigned char *fill[FILL]; /* a, b and d quarantined: these fill the pool */
+    for (size_t i = 0; i < FILL; i++) {
+        fill[i] = pk_pool_alloc(&p);
+        assert_non_null(fill[i]);
+    }
+    for (size_t i = 0; i + 1 < FILL; i++) {
+        assert_int_equal(pk_pool_free(&p, fill[i]), PK_OK); /* a, then b, leave the quarantine */
+    }
+    assert_int_equal(faults.calls, 0);
+    cl = __LINE__; assert_int_equal(pk_pool_free(&p, fill[FILL - 1]), PK_OK); /* d leaves it */
+    expect_debug_fault(PK_ERR_USE_AFTER_FREE, d, "sensors", dl, 0, cl);
+    assert_check_ok(&p);
+    expect_pool_stats(&p, 1, 4);
+
+    /* A double free of a block that left the quarantine: the usage map
+     * catches it (no tag any more). */
+    cl = __LINE__; assert_int_equal(pk_pool_free(&p, b), PK_ERR_DOUBLE_FREE);
+    expect_debug_fault(PK_ERR_DOUBLE_FREE, b, "sensors", 0, 0, cl);
+    expect_pool_stats(&p, 1, 5);
+
+    /* A write after free into a block back on the free list: found when it
+     * is handed out again (refilled), at that call. d heads the list. */
+    d[0] = 0x17;
+    cl = __LINE__; unsigned char *r = pk_pool_alloc(&p);
+    assert_ptr_equal(r, d);
+    expect_debug_fault(PK_ERR_USE_AFTER_FREE, d, "sensors", 0, 0, cl);
+    assert_int_not_equal(r[0], 0x17);
+    assert_check_ok(&p);
+    expect_pool_stats(&p, 2, 5);
+    assert_int_equal(pk_pool_usable_size(&p, r), 24);
+
+    /* Whole: every block can be had (the quarantine drained, never a NULL). */
+    assert_int_equal(pk_pool_free(&p, r), PK_OK);
+    assert_int_equal(pk_pool_free(&p, anchor), PK_OK);
+    expect_pool_stats(&p, 0, 5);
+    for (size_t i = 0; i < N; i++) {
+        assert_non_null(pk_pool_alloc(&p));
+    }
+    assert_null(pk_pool_alloc(&p));
+    assert_check_ok(&p);
+    assert_int_equal(faults.calls, 0);
+    assert_int_equal(lock_depth, 0);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -720,6 +951,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_random_descriptors, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_random_one_block, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_random_locked, setup_faults, teardown_faults),
+#if PK_DEBUG
+        cmocka_unit_test_setup_teardown(test_debug_faults, setup_faults, teardown_faults),
+#endif
     };
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
 }

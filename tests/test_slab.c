@@ -16,6 +16,7 @@
 #include "poolkit/buddy.h"
 #include "poolkit/pthread_lock.h"
 #include "poolkit/slab.h"
+#include "poolkit/debug.h"
 
 /* The test page source: PAGES pages of up to MAX_SLAB bytes in a static
  * buffer, handed out aligned to the size asked, counting gets and puts; it can
@@ -113,6 +114,23 @@ typedef struct {
     unsigned char payload[40];
 } object;
 
+/* Debug builds: each object's stride also carries its tag and guards
+ * (PK_DEBUG_OVERHEAD_, slab.h) and the pointer handed out lies after the
+ * tag and front guard (DBG_PREFIX), so layouts worked out by hand use these;
+ * in release builds they are the plain ones. */
+#if PK_DEBUG
+#define DBG_OVH(align) PK_DEBUG_OVERHEAD_(align)
+#define DBG_PREFIX(align) PK_DEBUG_PREFIX_(align)
+#else
+#define DBG_OVH(align) ((size_t)0)
+#define DBG_PREFIX(align) ((size_t)0)
+#endif
+static size_t stride_of(size_t obj_size, size_t align)
+{
+    return (obj_size + DBG_OVH(align) + align - 1) & ~(align - 1);
+}
+#define OBJ_STRIDE stride_of(sizeof(object), _Alignof(max_align_t))
+
 static struct {
     unsigned ctors, dtors;
     bool allow_dtor;
@@ -209,8 +227,10 @@ static void test_init_rejects_bad_arguments(void **state)
     assert_int_equal(pk_slab_init(&c, "x", 32, 0, NULL, NULL, NULL, &src, 64), PK_ERR_INVALID_ARG);
     assert_int_equal(pk_slab_init(&c, "x", 1, 1, NULL, NULL, NULL, &src, PK_SLAB_HEADER_SIZE),
                      PK_ERR_INVALID_ARG);
-    size_t room = 128 - PK_SLAB_HEADER_SIZE; /* one object of room - 2 bytes fits, one more byte not */
-    assert_int_equal(pk_slab_init(&c, "x", room - 1, 1, NULL, NULL, NULL, &src, 128), PK_ERR_INVALID_ARG);
+    /* (Debug builds: a 256-byte slab, as 128 bytes hold no object with its tag and guards.) */
+    const size_t bound = PK_DEBUG ? 256 : 128;
+    size_t room = bound - PK_SLAB_HEADER_SIZE - DBG_OVH(1); /* one object of room - 2 bytes fits, one more byte not */
+    assert_int_equal(pk_slab_init(&c, "x", room - 1, 1, NULL, NULL, NULL, &src, bound), PK_ERR_INVALID_ARG);
     assert_int_equal(pk_slab_init(&c, "x", 2000, 0, NULL, NULL, NULL, &src, 1024), PK_ERR_INVALID_ARG);
     assert_int_equal(pk_slab_init(&c, "x", 64, 2048, NULL, NULL, NULL, &src, 1024), PK_ERR_INVALID_ARG);
     /* Sizes whose rounding overflows. */
@@ -223,16 +243,18 @@ static void test_init_rejects_bad_arguments(void **state)
     assert_int_equal(lifecycle.ctors, 0);
 
     /* The boundary: exactly one object. */
-    assert_int_equal(pk_slab_objects_per_slab(room - 2, 1, 128), 1);
-    assert_int_equal(pk_slab_objects_per_slab(room - 1, 1, 128), 0);
-    assert_int_equal(pk_slab_init(&c, NULL, room - 2, 1, NULL, NULL, NULL, &src, 128), PK_OK);
+    assert_int_equal(pk_slab_objects_per_slab(room - 2, 1, bound), 1);
+    assert_int_equal(pk_slab_objects_per_slab(room - 1, 1, bound), 0);
+    assert_int_equal(pk_slab_init(&c, NULL, room - 2, 1, NULL, NULL, NULL, &src, bound), PK_OK);
     assert_string_equal(pk_name(pk_slab_allocator(&c)), "slab");
     assert_int_equal(pk_slab_objects_per_slab(0, 0, 1024), 0);
     assert_int_equal(pk_slab_objects_per_slab(32, 0, 1000), 0);
     /* (1024 - header) / (32 + 2) objects of 32 bytes. */
-    assert_int_equal(pk_slab_objects_per_slab(32, 0, 1024), (1024 - PK_SLAB_HEADER_SIZE) / 34);
-    /* At most 65533 objects per slab. */
-    assert_int_equal(pk_slab_objects_per_slab(1, 1, (size_t)1 << 20), 65533);
+    assert_int_equal(pk_slab_objects_per_slab(32, 0, 1024),
+                     (1024 - PK_SLAB_HEADER_SIZE) / (stride_of(32, _Alignof(max_align_t)) + 2));
+    /* At most 65533 objects per slab (debug builds: 1-byte objects have
+     * 80-odd-byte strides, so the cap needs a larger slab). */
+    assert_int_equal(pk_slab_objects_per_slab(1, 1, (size_t)1 << (PK_DEBUG ? 23 : 20)), 65533);
     assert_int_equal(faults.calls, 0);
     assert_int_equal(src_state.gets, 0); /* init takes no slab */
 }
@@ -286,14 +308,16 @@ static void fill_cache(size_t obj_size, size_t align, size_t slab_size, size_t s
 static void test_alloc_every_object(void **state)
 {
     (void)state;
-    fill_cache(1, 1, 128, 3);
+    /* Debug builds: a 1-byte object and its tag and guards need more than a
+     * 128-byte slab. */
+    fill_cache(1, 1, PK_DEBUG ? 256 : 128, 3);
     fill_cache(8, 0, 256, 4);
     fill_cache(24, 8, 1024, 5);
     fill_cache(sizeof(object), 0, 1024, 7);
     fill_cache(100, 4, 4096, 3);
     fill_cache(64, 64, 4096, 2);
     fill_cache(1000, 0, 4096, 4); /* large objects: 4 per slab */
-    fill_cache(4096 - PK_SLAB_HEADER_SIZE - 2, 1, 4096, 3); /* one per slab */
+    fill_cache(4096 - PK_SLAB_HEADER_SIZE - 2 - DBG_OVH(1), 1, 4096, 3); /* one per slab */
     fill_cache(3, 1, 4096, 2);
 }
 
@@ -638,13 +662,13 @@ static void test_misuse_cases(void **state)
     unsigned char *end = (unsigned char *)slab_a + 1024;
     expect_rejected(&c, end - 1, PK_ERR_MISALIGNED_PTR);                         /* header */
     expect_rejected(&c, end - PK_SLAB_HEADER_SIZE - 1, PK_ERR_MISALIGNED_PTR);   /* links */
-    expect_rejected(&c, a + per_slab * sizeof(object), PK_ERR_MISALIGNED_PTR);   /* past the last object */
+    expect_rejected(&c, a + per_slab * OBJ_STRIDE, PK_ERR_MISALIGNED_PTR);       /* past the last object */
     expect_rejected(&c, (unsigned char *)more[1] - 1, PK_ERR_MISALIGNED_PTR);
 
     /* Double frees: freed, and never handed out. */
     assert_int_equal(pk_slab_free(&c, b), PK_OK);
     expect_rejected(&c, b, PK_ERR_DOUBLE_FREE);
-    expect_rejected(&c, (unsigned char *)more[per_slab - 1] + sizeof(object), PK_ERR_DOUBLE_FREE); /* never handed out */
+    expect_rejected(&c, (unsigned char *)more[per_slab - 1] + OBJ_STRIDE, PK_ERR_DOUBLE_FREE); /* never handed out */
     assert_int_equal(pk_slab_free(&c, NULL), PK_OK);
     assert_int_equal(faults.calls, 0);
 
@@ -676,7 +700,9 @@ static void test_misuse_through_the_driver(void **state)
 {
     (void)state;
     static const size_t sizes[] = {1, 8, 24, 64, 100, 1000};
-    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    /* Debug builds: the driver chains blocks through their first 8 bytes,
+     * which a 1-byte object's rear guard rightly reports: from 8 bytes up. */
+    for (size_t i = PK_DEBUG ? 1 : 0; i < sizeof sizes / sizeof *sizes; i++) {
         pk_page_source src = make_source(4096, 6);
         pk_slab_cache c;
         assert_int_equal(pk_slab_init(&c, "driven", sizes[i], 0, NULL, NULL, NULL, &src, 4096), PK_OK);
@@ -850,10 +876,12 @@ static void test_check_finds_free_list_damage(void **state)
 static void test_damaged_slab_set_aside(void **state)
 {
     (void)state;
-    pk_page_source src = make_source(256, PAGES);
+    /* Debug builds: larger slabs, for a few objects with their tags and guards. */
+    const size_t SLAB_SZ = PK_DEBUG ? 1024 : 256;
+    pk_page_source src = make_source(SLAB_SZ, PAGES);
     pk_slab_cache c;
-    assert_int_equal(pk_slab_init(&c, "small", 32, 0, NULL, NULL, NULL, &src, 256), PK_OK);
-    size_t per_slab = pk_slab_objects_per_slab(32, 0, 256);
+    assert_int_equal(pk_slab_init(&c, "small", 32, 0, NULL, NULL, NULL, &src, SLAB_SZ), PK_OK);
+    size_t per_slab = pk_slab_objects_per_slab(32, 0, SLAB_SZ);
     assert_true(per_slab >= 2 && per_slab <= 64);
     unsigned char *o[2][64];
     for (size_t k = 0; k < 2; k++) {
@@ -866,9 +894,11 @@ static void test_damaged_slab_set_aside(void **state)
     assert_int_equal(pk_slab_free(&c, o[0][0]), PK_OK);            /* slab A: first partial */
     /* A client overflow past A's last object through its slack into the
      * links of objects 0 and 1: object 0's link now reads "live". */
-    unsigned char *a = (unsigned char *)((uintptr_t)o[0][0] & ~(uintptr_t)255);
-    unsigned char *links_a = a + 256 - PK_SLAB_HEADER_SIZE - per_slab * sizeof(uint16_t);
-    unsigned char *past = o[0][per_slab - 1] + 32;
+    unsigned char *a = (unsigned char *)((uintptr_t)o[0][0] & ~(uintptr_t)(SLAB_SZ - 1));
+    unsigned char *links_a = a + SLAB_SZ - PK_SLAB_HEADER_SIZE - per_slab * sizeof(uint16_t);
+    /* (Debug builds: from the end of the last object's rear guard and tail,
+     * which stay intact, so its free reports nothing.) */
+    unsigned char *past = o[0][per_slab - 1] - DBG_PREFIX(_Alignof(max_align_t)) + stride_of(32, _Alignof(max_align_t));
     memset(past, 0xFF, (size_t)(links_a + 2 * sizeof(uint16_t) - past));
 
     assert_ptr_equal(pk_slab_alloc(&c), o[1][per_slab - 1]);
@@ -881,7 +911,7 @@ static void test_damaged_slab_set_aside(void **state)
     for (size_t i = 0; i < per_slab; i++) {
         unsigned char *x = pk_slab_alloc(&c);
         assert_non_null(x);
-        assert_true(x < a || x >= a + 256);
+        assert_true(x < a || x >= a + SLAB_SZ);
     }
     assert_int_equal(src_state.gets, gets + 1);
     assert_int_equal(faults.calls, 0);
@@ -906,15 +936,15 @@ static void test_damaged_slab_set_aside(void **state)
     /* With no other slab to be had: NULL, one fault, and the next call does
      * not see the damaged slab again. */
     pk_slab_cache d;
-    src = make_source(256, 1);
-    assert_int_equal(pk_slab_init(&d, "one page", 32, 0, NULL, NULL, NULL, &src, 256), PK_OK);
+    src = make_source(SLAB_SZ, 1);
+    assert_int_equal(pk_slab_init(&d, "one page", 32, 0, NULL, NULL, NULL, &src, SLAB_SZ), PK_OK);
     for (size_t i = 0; i < per_slab; i++) {
         o[0][i] = pk_slab_alloc(&d);
         assert_non_null(o[0][i]);
     }
     assert_int_equal(pk_slab_free(&d, o[0][0]), PK_OK);
-    a = (unsigned char *)((uintptr_t)o[0][0] & ~(uintptr_t)255);
-    links_a = a + 256 - PK_SLAB_HEADER_SIZE - per_slab * sizeof(uint16_t);
+    a = (unsigned char *)((uintptr_t)o[0][0] & ~(uintptr_t)(SLAB_SZ - 1));
+    links_a = a + SLAB_SZ - PK_SLAB_HEADER_SIZE - per_slab * sizeof(uint16_t);
     memset(links_a, 0xFF, sizeof(uint16_t));
     pk_lock l = {counting_lock, counting_unlock, &lock_calls};
     assert_int_equal(pk_slab_set_lock(&d, &l), PK_OK);
@@ -974,8 +1004,8 @@ static void test_colouring(void **state)
     /* 100-byte objects aligned to 4 on 1 KiB slabs: 9 objects (900 + 18 bytes
      * of links + the header), the rest is slack. */
     size_t per_slab = pk_slab_objects_per_slab(100, 4, 1024);
-    assert_int_equal(per_slab, (1024 - PK_SLAB_HEADER_SIZE) / 102);
-    size_t slack = 1024 - PK_SLAB_HEADER_SIZE - per_slab * 102;
+    assert_int_equal(per_slab, (1024 - PK_SLAB_HEADER_SIZE) / (stride_of(100, 4) + 2));
+    size_t slack = 1024 - PK_SLAB_HEADER_SIZE - per_slab * (stride_of(100, 4) + 2);
     size_t colours = slack / 4 + 1;
     pk_page_source src = make_source(1024, PAGES);
     pk_slab_cache c;
@@ -986,20 +1016,20 @@ static void test_colouring(void **state)
         for (size_t i = 1; i < per_slab; i++) {
             assert_non_null(pk_slab_alloc(&c));
         }
-        size_t colour = (size_t)((uintptr_t)first & 1023);
+        size_t colour = (size_t)((uintptr_t)first & 1023) - DBG_PREFIX(4); /* debug: after the tag */
         assert_int_equal(colour, (s % colours) * 4);
-        assert_true(colour + per_slab * 100 <= 1024 - PK_SLAB_HEADER_SIZE - 2 * per_slab);
+        assert_true(colour + per_slab * stride_of(100, 4) <= 1024 - PK_SLAB_HEADER_SIZE - 2 * per_slab);
     }
     assert_check_ok(&c);
     /* No slack: every colour is 0. */
-    size_t big = (1024 - PK_SLAB_HEADER_SIZE) / 4 - 2;
+    size_t big = (1024 - PK_SLAB_HEADER_SIZE) / 4 - 2 - DBG_OVH(1);
     pk_slab_cache d;
     src = make_source(1024, PAGES);
     assert_int_equal(pk_slab_init(&d, "tight", big, 1, NULL, NULL, NULL, &src, 1024), PK_OK);
     assert_int_equal(pk_slab_objects_per_slab(big, 1, 1024), 4);
     for (size_t s = 0; s < 3; s++) {
         unsigned char *first = pk_slab_alloc(&d);
-        assert_int_equal((uintptr_t)first & 1023, 0);
+        assert_int_equal((uintptr_t)first & 1023, DBG_PREFIX(1)); /* debug: after the tag */
         for (size_t i = 1; i < 4; i++) {
             assert_non_null(pk_slab_alloc(&d));
         }
@@ -1406,11 +1436,24 @@ static void test_buddy_source(void **state)
         assert_int_equal(pk_slab_free(&c, objs[i]), PK_OK);
     }
     assert_int_equal(pk_slab_shrink(&c), 1);
+#if PK_DEBUG
+    /* Debug builds: the buddy's tag and guards share the 2048-byte block, so
+     * the client has less of it, from past the tag; the slab header would be
+     * at the block's (2048-aligned) start + 2048 all the same. */
+    size_t held = 2048 - PK_BUDDY_DEBUG_OVERHEAD(0);
+    unsigned char *block = pk_buddy_alloc(&b, held);
+    assert_non_null(block);
+    memset(block, 0xA5, held);
+    expect_rejected(&c, block + 64, PK_ERR_FOREIGN_PTR);
+    unsigned char *start = (unsigned char *)((uintptr_t)block & ~(uintptr_t)2047);
+    memcpy(start + 2048 - PK_SLAB_HEADER_SIZE + sizeof(uintptr_t), &(void *){&c}, sizeof(void *));
+#else
     unsigned char *block = pk_buddy_alloc(&b, 2048);
     assert_non_null(block);
     memset(block, 0xA5, 2048);
     expect_rejected(&c, block + 64, PK_ERR_FOREIGN_PTR);
     memcpy(block + 2048 - PK_SLAB_HEADER_SIZE + sizeof(uintptr_t), &(void *){&c}, sizeof(void *));
+#endif
     expect_rejected(&c, block + 64, PK_ERR_FOREIGN_PTR); /* the owner alone proves nothing */
     assert_int_equal(pk_buddy_free(&b, block), PK_OK);
 
@@ -1433,12 +1476,15 @@ static void test_buddy_source(void **state)
 static void test_buddy_source_alignment(void **state)
 {
     (void)state;
+    /* Debug builds: every size 4 times larger, for 8-byte objects with their
+     * tags and guards (the same cases, scaled). */
+    const size_t K = PK_DEBUG ? 4 : 1;
     pk_buddy b;
-    /* A base aligned to 16 only (not 32): 64-byte slabs cannot be had. */
+    /* A base aligned to 16 only (not 32): 64-byte (x K) slabs cannot be had. */
     assert_int_equal(pk_buddy_init(&b, buddy_buf + 16, 4096, 16), PK_OK);
     pk_page_source src = pk_page_source_buddy(&b);
     pk_slab_cache c;
-    assert_int_equal(pk_slab_init(&c, "unaligned", 8, 8, NULL, NULL, NULL, &src, 64), PK_OK);
+    assert_int_equal(pk_slab_init(&c, "unaligned", 8, 8, NULL, NULL, NULL, &src, 64 * K), PK_OK);
     assert_null(pk_slab_alloc(&c));
     pk_stats s = stats_of(&c);
     assert_int_equal(s.failures, 1);
@@ -1448,9 +1494,9 @@ static void test_buddy_source_alignment(void **state)
     assert_check_ok(&c);
 
     /* Slabs no larger than min_block: any buddy block is aligned enough. */
-    assert_int_equal(pk_buddy_init(&b, buddy_buf + 256, 8192, 256), PK_OK);
+    assert_int_equal(pk_buddy_init(&b, buddy_buf + 256 * K, 8192 * K, 256 * K), PK_OK);
     src = pk_page_source_buddy(&b);
-    assert_int_equal(pk_slab_init(&c, "small slabs", 8, 8, NULL, NULL, NULL, &src, 256), PK_OK);
+    assert_int_equal(pk_slab_init(&c, "small slabs", 8, 8, NULL, NULL, NULL, &src, 256 * K), PK_OK);
     for (size_t i = 0; i < 100; i++) {
         unsigned char *o = pk_slab_alloc(&c);
         assert_non_null(o);
@@ -1458,11 +1504,11 @@ static void test_buddy_source_alignment(void **state)
     }
     assert_check_ok(&c);
     /* Slabs smaller than min_block waste the rest of their block. */
-    assert_int_equal(pk_buddy_init(&b, buddy_buf, 8192, 512), PK_OK);
+    assert_int_equal(pk_buddy_init(&b, buddy_buf, 8192 * K, 512 * K), PK_OK);
     src = pk_page_source_buddy(&b);
-    assert_int_equal(pk_slab_init(&c, "tiny slabs", 8, 8, NULL, NULL, NULL, &src, 128), PK_OK);
+    assert_int_equal(pk_slab_init(&c, "tiny slabs", 8, 8, NULL, NULL, NULL, &src, 128 * K), PK_OK);
     assert_non_null(pk_slab_alloc(&c));
-    assert_int_equal(buddy_stats_of(&b).in_use, 512);
+    assert_int_equal(buddy_stats_of(&b).in_use, 512 * K);
     assert_int_equal(pk_buddy_check(&b), PK_OK);
     assert_int_equal(faults.calls, 0);
 }
@@ -1550,9 +1596,15 @@ static void test_buddy_fault_handler_runs_unlocked(void **state)
     assert_int_equal(pk_slab_set_lock(&c, &l), PK_OK);
     memset(&probe, 0, sizeof probe);
     pk_set_fault_handler(lock_probe_fault, NULL);
-    unsigned char *p = pk_buddy_alloc(&b, 256);
+    /* (Debug builds: a 256-byte block holds the buddy's tag and guards too.) */
+    unsigned char *p = pk_buddy_alloc(&b, 256 - PK_BUDDY_DEBUG_OVERHEAD(16));
     assert_non_null(p);
     assert_int_equal(pk_buddy_free(&b, p), PK_OK);
+#if PK_DEBUG
+    /* Debug builds: p follows the buddy's tag; its links are at the block's
+     * start (freed at once: nothing else is live, the quarantine empties). */
+    p -= PK_BUDDY_DEBUG_OVERHEAD(16) - PK_GUARD_SIZE;
+#endif
     memset(p, 0xAB, 16); /* a write after free into the buddy's metadata */
     assert_null(pk_slab_alloc(&c)); /* grows: the buddy's get finds the damage */
     pk_set_fault_handler(count_fault, NULL);
@@ -1720,6 +1772,233 @@ static void test_random_over_buddy(void **state)
     assert_check_ok(&c);
 }
 
+
+#if PK_DEBUG
+typedef struct {
+    pk_leak *out;
+    size_t max;
+    size_t *n;
+} leak_sink;
+
+static void leak_into(const pk_leak *l, void *ctx)
+{
+    leak_sink *k = ctx;
+    if (*k->n < k->max) {
+        k->out[*k->n] = *l;
+    }
+    (*k->n)++;
+}
+#endif
+
+#if PK_DEBUG
+/* Debug builds (issue 5): guards around every object, tags with the
+ * allocation site and owner, faults carrying both sites. Slab objects stay
+ * constructed while free: no poison, no quarantine (a freed object is
+ * handed out again at once). */
+
+/* Exactly one fault of kind about ptr, with the block's allocation site
+ * (alloc_line, or none when 0) and owner, and the call's site. */
+static void expect_debug_fault(pk_status kind, const void *ptr, int alloc_line, uint32_t owner, int call_line)
+{
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, kind);
+    assert_ptr_equal(faults.last.ptr, ptr);
+    assert_string_equal(faults.last.allocator, "objects");
+    if (alloc_line != 0) {
+        assert_non_null(faults.last.file);
+        assert_string_equal(faults.last.file, __FILE__);
+        assert_int_equal(faults.last.line, alloc_line);
+        assert_int_equal(faults.last.owner, owner);
+    } else {
+        assert_null(faults.last.file);
+        assert_int_equal(faults.last.owner, 0);
+    }
+    if (call_line != 0) {
+        assert_non_null(faults.last.call_file);
+        assert_string_equal(faults.last.call_file, __FILE__);
+        assert_int_equal(faults.last.call_line, call_line);
+    } else {
+        assert_null(faults.last.call_file);
+    }
+    faults.calls = 0;
+}
+
+/* The cache is whole: check passes, the counters are the clients' view. */
+static void assert_debug_whole(pk_slab_cache *c, size_t live)
+{
+    assert_check_ok(c);
+    pk_stats s = stats_of(c);
+    assert_int_equal(s.live, live);
+    assert_int_equal(s.in_use, live * sizeof(object));
+    assert_int_equal(s.requested, live * sizeof(object));
+    assert_int_equal(s.allocs - s.frees, live);
+}
+
+static void test_debug_overflow_and_underflow_by_one(void **state)
+{
+    (void)state;
+    pk_slab_cache c;
+    make_object_cache(&c, PAGES);
+    pk_set_owner(77);
+    int at = __LINE__ + 1;
+    unsigned char *o = pk_slab_alloc(&c);
+    pk_set_owner(0);
+    assert_non_null(o);
+    assert_int_equal(((object *)o)->magic, OBJ_MAGIC); /* constructed, guards outside it */
+    assert_int_equal(pk_slab_usable_size(&c, o), sizeof(object));
+    unsigned char *keep = pk_slab_alloc(&c);
+
+    /* One byte past the object: free reports it once, and frees. */
+    o[sizeof(object)] = 0;
+    int call = __LINE__ + 1;
+    assert_int_equal(pk_slab_free(&c, o), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, o, at, 77, call);
+    assert_int_equal(stats_of(&c).rejected, 0);
+    assert_debug_whole(&c, 1);
+
+    /* The same object comes back (no quarantine), guards restored, still
+     * constructed; one byte before it now. */
+    pk_set_owner(78);
+    at = __LINE__ + 1;
+    unsigned char *again = pk_slab_alloc(&c);
+    pk_set_owner(0);
+    assert_ptr_equal(again, o);
+    assert_int_equal(((object *)again)->magic, OBJ_MAGIC);
+    assert_debug_whole(&c, 2);
+    again[-1] = 0x5A;
+    call = __LINE__ + 1;
+    assert_int_equal(pk_slab_free(&c, again), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, again, at, 78, call);
+    assert_debug_whole(&c, 1);
+
+    /* check finds a damaged guard of a live object, with its site, and
+     * repairs nothing: the free still reports it. */
+    at = __LINE__ + 1;
+    unsigned char *p = pk_slab_alloc(&c);
+    p[sizeof(object) + PK_GUARD_SIZE - 1] = 1; /* the rear guard's last byte */
+    assert_int_equal(pk_slab_check(&c), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, p, at, 0, 0);
+    assert_int_equal(pk_slab_check(&c), PK_ERR_GUARD_CORRUPT);
+    faults.calls = 0;
+    call = __LINE__ + 1;
+    assert_int_equal(pk_slab_free(&c, p), PK_ERR_GUARD_CORRUPT);
+    expect_debug_fault(PK_ERR_GUARD_CORRUPT, p, at, 0, call);
+    assert_debug_whole(&c, 1);
+    assert_int_equal(pk_slab_free(&c, keep), PK_OK);
+    assert_debug_whole(&c, 0);
+    assert_int_equal(faults.calls, 0);
+}
+
+static void test_debug_double_foreign_interior(void **state)
+{
+    (void)state;
+    pk_slab_cache c;
+    make_object_cache(&c, PAGES);
+    pk_set_owner(5);
+    int at = __LINE__ + 1;
+    unsigned char *o = pk_slab_alloc(&c);
+    pk_set_owner(0);
+    unsigned char *live = pk_slab_alloc(&c);
+    assert_int_equal(pk_slab_free(&c, o), PK_OK);
+    assert_int_equal(faults.calls, 0);
+
+    /* A double free names the object's last allocation site and owner. */
+    pk_stats before = stats_of(&c);
+    int call = __LINE__ + 1;
+    assert_int_equal(pk_slab_free(&c, o), PK_ERR_DOUBLE_FREE);
+    expect_debug_fault(PK_ERR_DOUBLE_FREE, o, at, 5, call);
+    pk_stats after = stats_of(&c);
+    assert_int_equal(after.rejected, before.rejected + 1);
+    assert_debug_whole(&c, 1);
+
+    /* An object never handed out: no tag to name. */
+    unsigned char *never = live + OBJ_STRIDE;
+    call = __LINE__ + 1;
+    assert_int_equal(pk_slab_free(&c, never), PK_ERR_DOUBLE_FREE);
+    expect_debug_fault(PK_ERR_DOUBLE_FREE, never, 0, 0, call);
+
+    /* Foreign and interior pointers (the guards and the tag included). */
+    static unsigned char foreign[64];
+    call = __LINE__ + 1;
+    assert_int_equal(pk_slab_free(&c, &foreign[16]), PK_ERR_FOREIGN_PTR);
+    expect_debug_fault(PK_ERR_FOREIGN_PTR, &foreign[16], 0, 0, call);
+    unsigned char *bad[] = {live + 1, live + sizeof(object) - 1, live + sizeof(object), live - 1,
+                            live - PK_GUARD_SIZE, live - DBG_PREFIX(_Alignof(max_align_t))};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        call = __LINE__ + 1;
+        assert_int_equal(pk_slab_free(&c, bad[i]), PK_ERR_MISALIGNED_PTR);
+        expect_debug_fault(PK_ERR_MISALIGNED_PTR, bad[i], 0, 0, call);
+    }
+    assert_debug_whole(&c, 1);
+    assert_int_equal(stats_of(&c).rejected, before.rejected + 3 + sizeof bad / sizeof *bad);
+
+    /* No poison in a slab (objects stay constructed): a write after free is
+     * not detected, and the object is handed out again as the client left it. */
+    assert_int_equal(pk_slab_free(&c, live), PK_OK);
+    live[8] = 0x77;
+    unsigned char *back = pk_slab_alloc(&c);
+    assert_ptr_equal(back, live);
+    assert_int_equal(back[8], 0x77);
+    assert_int_equal(faults.calls, 0);
+    assert_int_equal(pk_slab_free(&c, back), PK_OK);
+    assert_debug_whole(&c, 0);
+    assert_int_equal(pk_slab_shrink(&c), 1);
+    assert_int_equal(lifecycle.dtors, lifecycle.ctors);
+    assert_debug_whole(&c, 0);
+}
+
+/* The constructor gets the object pointer with the object new-filled and the
+ * guards already in place around it; the destructor the same pointer. */
+static unsigned char *seen_by_ctor[64];
+static size_t ctor_calls;
+static void fill_checking_ctor(void *obj, void *ctx)
+{
+    (void)ctx;
+    unsigned char *b = obj;
+    for (size_t k = 0; k < sizeof(object); k++) {
+        assert_int_equal(b[k], 0xCD);
+    }
+    if (ctor_calls < 64) {
+        seen_by_ctor[ctor_calls] = b;
+    }
+    ctor_calls++;
+    memset(b, 0x11, sizeof(object)); /* the whole object: no guard overlaps it */
+}
+
+static void test_debug_ctor_and_leaks(void **state)
+{
+    (void)state;
+    ctor_calls = 0;
+    pk_page_source src = make_source(1024, PAGES);
+    pk_slab_cache c;
+    assert_int_equal(pk_slab_init(&c, "objects", sizeof(object), 0, fill_checking_ctor, NULL, NULL, &src, 1024),
+                     PK_OK);
+    uint64_t mark = pk_leak_mark();
+    int at = __LINE__ + 1;
+    unsigned char *o = pk_slab_alloc(&c);
+    assert_ptr_equal(o, seen_by_ctor[0]);
+    assert_int_equal(o[0], 0x11);
+    assert_int_equal(o[sizeof(object) - 1], 0x11);
+    unsigned char *p = pk_slab_alloc(&c);
+    assert_int_equal(pk_slab_free(&c, p), PK_OK);
+    pk_leak got[4];
+    size_t n = 0;
+    pk_leaks_since(pk_slab_allocator(&c), mark, leak_into, &(leak_sink){got, 4, &n});
+    assert_int_equal(n, 1);
+    assert_ptr_equal(got[0].ptr, o);
+    assert_int_equal(got[0].size, sizeof(object));
+    assert_string_equal(got[0].file, __FILE__);
+    assert_int_equal(got[0].line, at);
+    assert_check_ok(&c);
+    assert_int_equal(pk_slab_free(&c, o), PK_OK);
+    n = 0;
+    pk_leaks(pk_slab_allocator(&c), leak_into, &(leak_sink){got, 4, &n});
+    assert_int_equal(n, 0);
+    assert_int_equal(pk_slab_shrink(&c), 1);
+    assert_int_equal(faults.calls, 0);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1754,6 +2033,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_grow_rechecks_after_relocking, setup, teardown_faults),
         cmocka_unit_test_setup_teardown(test_threads_share_a_cache, setup, teardown_faults),
         cmocka_unit_test_setup_teardown(test_random_over_buddy, setup, teardown_faults),
+#if PK_DEBUG
+        cmocka_unit_test_setup_teardown(test_debug_overflow_and_underflow_by_one, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_double_foreign_interior, setup, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_debug_ctor_and_leaks, setup, teardown_faults),
+#endif
     };
     return cmocka_run_group_tests_name("slab", tests, NULL, NULL);
 }

@@ -240,8 +240,15 @@ static const pk_class_spec class_specs[] = {
 };
 #define CLASS_COUNT (sizeof class_specs / sizeof class_specs[0])
 static pk_classes the_classes;
+#if PK_DEBUG
+/* Debug builds: each block also holds its tag and guards (in PK_POOL_BUFFER_SIZE). */
+static unsigned char classes_buffer[PK_POOL_BUFFER_SIZE(32, 16, 0) + PK_POOL_BUFFER_SIZE(64, 16, 0) +
+                                    PK_POOL_BUFFER_SIZE(128, 32, 0) + PK_POOL_BUFFER_SIZE(256, 48, 0) +
+                                    PK_POOL_BUFFER_SIZE(512, 96, 0)];
+#else
 static unsigned char classes_buffer[16u * 33u + 16u * 65u + 32u * 129u + 48u * 257u + 96u * 513u +
                                     CLASS_COUNT * 16u];
+#endif
 
 static void setup_classes(subject *s)
 {
@@ -258,6 +265,18 @@ static void setup_classes(subject *s)
     }
     s->max_bytes = sizeof classes_buffer;
     s->block_size = 0;
+}
+
+/* The block size of the class holding p (usable_size is the request in
+ * debug builds; in_use counts the class's block). */
+static size_t granted_classes(const void *p)
+{
+    for (size_t i = 0; i < CLASS_COUNT; i++) {
+        if (pk_pool_owns(&the_classes.pools[i], p)) {
+            return class_specs[i].block_size;
+        }
+    }
+    return 0;
 }
 
 /* pk_slab: a cache of 128-byte objects on 4 KiB slabs from a buddy; both
@@ -403,6 +422,33 @@ static void setup_fit_next(subject *s)
     setup_fit(s, PK_FIT_NEXT);
 }
 
+#if PK_DEBUG
+/* Debug builds: usable_size is the request, and in_use counts the heap block
+ * that holds it (its tag and guards too): the payload size in the header word
+ * before the block's payload, PK_DEBUG_PREFIX_ bytes before the pointer. */
+static size_t header_before(const void *p)
+{
+    size_t header;
+    memcpy(&header, (const unsigned char *)p - PK_DEBUG_PREFIX_(PK_MAX_ALIGN) - sizeof header, sizeof header);
+    return header;
+}
+
+static size_t granted_heap(const void *p)
+{
+    return header_before(p) & ~(size_t)3; /* payload size | two flags */
+}
+
+static size_t granted_fit(const void *p)
+{
+    return (header_before(p) & ~(PK_FIT_ALIGN - 1)) - sizeof(size_t); /* block size, header included */
+}
+#define GRANTED_HEAP granted_heap
+#define GRANTED_FIT granted_fit
+#else
+#define GRANTED_HEAP NULL
+#define GRANTED_FIT NULL
+#endif
+
 /* pk_arena: 256 KiB, allocated until exhausted, then reset. */
 static pk_arena the_arena;
 static unsigned char arena_buffer[ARENA_BUFFER];
@@ -426,7 +472,7 @@ static void reset_arena(void)
 static const allocator_case cases[] = {
     {.name = "pool", .setup = setup_pool, .min_size = POOL_BLOCK, .max_size = POOL_BLOCK,
      .locks = 1, .alloc_takes = 1, .requested_exact_debug = true},
-    {.name = "classes", .setup = setup_classes, .min_size = 16, .max_size = 512,
+    {.name = "classes", .setup = setup_classes, .granted = granted_classes, .min_size = 16, .max_size = 512,
      .locks = 1, .alloc_takes = 1, .requested_exact_debug = true},
     /* A growing allocation takes the cache's lock again after making the
      * slab without it (slab.h). */
@@ -434,13 +480,13 @@ static const allocator_case cases[] = {
      .min_size = SLAB_OBJECT, .max_size = SLAB_OBJECT, .locks = 2, .alloc_takes = 2},
     {.name = "buddy", .setup = setup_buddy, .granted = granted_buddy, .min_size = 16, .max_size = 512,
      .locks = 1, .alloc_takes = 1, .requested_exact = true, .requested_exact_debug = true},
-    {.name = "heap", .setup = setup_heap, .min_size = 16, .max_size = 512,
+    {.name = "heap", .setup = setup_heap, .granted = GRANTED_HEAP, .min_size = 16, .max_size = 512,
      .locks = 1, .alloc_takes = 1, .requested_exact_debug = true},
-    {.name = "fit_first", .setup = setup_fit_first, .min_size = 16, .max_size = 512,
+    {.name = "fit_first", .setup = setup_fit_first, .granted = GRANTED_FIT, .min_size = 16, .max_size = 512,
      .locks = 1, .alloc_takes = 1, .requested_exact_debug = true},
-    {.name = "fit_best", .setup = setup_fit_best, .min_size = 16, .max_size = 512,
+    {.name = "fit_best", .setup = setup_fit_best, .granted = GRANTED_FIT, .min_size = 16, .max_size = 512,
      .locks = 1, .alloc_takes = 1, .requested_exact_debug = true},
-    {.name = "fit_next", .setup = setup_fit_next, .min_size = 16, .max_size = 512,
+    {.name = "fit_next", .setup = setup_fit_next, .granted = GRANTED_FIT, .min_size = 16, .max_size = 512,
      .locks = 1, .alloc_takes = 1, .requested_exact_debug = true},
     {.name = "arena", .setup = setup_arena, .reset = reset_arena, .min_size = 16, .max_size = 512,
      .locks = 1, .alloc_takes = 1, .requested_exact = true, .requested_exact_debug = true,

@@ -13,6 +13,18 @@
 extern "C" {
 #endif
 
+/* One live allocation, as the leak functions report it. */
+typedef struct {
+    const void *ptr;    /* what the allocation returned */
+    size_t size;        /* bytes requested */
+    const char *file;   /* allocation site, NULL when unknown */
+    int line;
+    uint32_t owner;     /* owner at allocation (pk_set_owner), 0 when none */
+    uint64_t seq;       /* allocation sequence number, process-wide, from 1 */
+} pk_leak;
+
+typedef void (*pk_leak_fn)(const pk_leak *leak, void *ctx);
+
 /* What an allocator provides. `self` is the allocator object. Fill all entries
  * but `realloc`, which may be NULL (pk_realloc then allocates, copies and
  * frees). Functions report misuse with pk_report_fault, as poolkit's own
@@ -29,6 +41,9 @@ typedef struct pk_allocator_ops {
     /* Bytes the client may use at ptr, or 0 when ptr is not a live block of
      * this allocator (no fault is raised: the caller decides). */
     size_t (*usable_size)(const void *self, const void *ptr);
+    /* Debug builds: calls cb for each live allocation with a sequence number
+     * above since, oldest first (pk_leaks); may be NULL. */
+    void (*leaks)(void *self, uint64_t since, pk_leak_fn cb, void *ctx);
 } pk_allocator_ops;
 
 typedef struct pk_allocator {
@@ -67,6 +82,15 @@ pk_status pk_check(pk_allocator *a);
 
 /* The allocator's name; never NULL. O(1). */
 const char *pk_name(const pk_allocator *a);
+
+/* Debug builds record each call's site (poolkit/common.h). */
+#if PK_DEBUG && !defined(PK_BUILDING_LIBRARY)
+#define pk_alloc(a, size) PK_DEBUG_AT_(pk_alloc((a), (size)))
+#define pk_alloc_aligned(a, size, align) PK_DEBUG_AT_(pk_alloc_aligned((a), (size), (align)))
+#define pk_calloc(a, n, size) PK_DEBUG_AT_(pk_calloc((a), (n), (size)))
+#define pk_realloc(a, ptr, size) PK_DEBUG_AT_(pk_realloc((a), (ptr), (size)))
+#define pk_free(a, ptr) PK_DEBUG_AT_(pk_free((a), (ptr)))
+#endif
 
 #ifdef __cplusplus
 }

@@ -46,12 +46,30 @@
  * Statistics and check are exact only while no thread uses the pool (each
  * counter is exact, but a snapshot of several may mix moments); the high-water
  * mark is the highest live count any alloc saw.
+ *
+ * Debug builds (PK_DEBUG 1, poolkit/debug.h): each block carries its tag,
+ * guards, padding and tail (the stride, and PK_ATOMIC_POOL_BUFFER_SIZE,
+ * include them); a block belongs to one thread between alloc and free, so its
+ * tag is written without a lock, and there is no live list: the leak walks go
+ * over the usage bitmap (in block order, not oldest first). A free verifies
+ * and restores the guards (PK_ERR_GUARD_CORRUPT: freed all the same) and
+ * poisons the whole block; there is no quarantine, so the poison is verified
+ * when the block is handed out again (PK_ERR_USE_AFTER_FREE, reported with
+ * the tag of the allocation it was freed from; the block is handed out
+ * refilled) and by check. A double free is reported with the block's
+ * allocation site while no other thread has taken the block again.
+ * usable_size is the requested size; stats' requested is exact. Under
+ * Valgrind and ASan a free block is closed to the tools until handed out
+ * again. The call sites are taken from the calling thread's record
+ * (pk_debug_site): an interrupt handler that allocates between a macro's
+ * record and its call takes the interrupted call's site.
  */
 #ifndef POOLKIT_ATOMIC_POOL_H
 #define POOLKIT_ATOMIC_POOL_H
 
 #include "poolkit/allocator.h"
 #include "poolkit/common.h"
+#include "poolkit/debug.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -80,13 +98,20 @@ typedef struct pk_atomic_pool {
 #define PK_ATOMIC_POOL_CONTROL_SIZE_ 64u
 #define PK_ATOMIC_POOL_CONTROL_ALIGN_ 8u
 #define PK_ATOMIC_POOL_ALIGN_(align) ((size_t)((align) != 0 ? (size_t)(align) : (size_t)PK_MAX_ALIGN))
+/* Debug builds: each block also holds its tag and guards (poolkit/debug.h). */
+#if PK_DEBUG
+#define PK_ATOMIC_POOL_DEBUG_BYTES_(align) PK_DEBUG_OVERHEAD_(PK_ATOMIC_POOL_ALIGN_(align))
+#else
+#define PK_ATOMIC_POOL_DEBUG_BYTES_(align) 0u
+#endif
 #define PK_ATOMIC_POOL_STRIDE_(bs, align)                                              \
-    (((size_t)(bs) + PK_ATOMIC_POOL_ALIGN_(align) - 1u) & ~(PK_ATOMIC_POOL_ALIGN_(align) - 1u))
+    (((size_t)(bs) + PK_ATOMIC_POOL_DEBUG_BYTES_(align) + PK_ATOMIC_POOL_ALIGN_(align) - 1u) & \
+     ~(PK_ATOMIC_POOL_ALIGN_(align) - 1u))
 
 /* Bytes a buffer needs for `count` blocks of `block_size` bytes aligned to
  * `align` (0 = alignof(max_align_t)), whatever the buffer's own alignment: the
  * control block, 4 bytes of link and one bit of usage per block, worst-case
- * padding, the blocks. A constant expression when the arguments are;
+ * padding, the blocks (with the debug overhead in debug builds). A constant expression when the arguments are;
  * PK_ATOMIC_POOL_BUFFER_SIZE(bs, n, a) bytes give exactly n blocks. */
 #define PK_ATOMIC_POOL_BUFFER_SIZE(block_size, count, align)                           \
     (PK_ATOMIC_POOL_CONTROL_ALIGN_ - 1u + PK_ATOMIC_POOL_CONTROL_SIZE_ +                \
@@ -139,7 +164,8 @@ size_t pk_atomic_pool_available(const pk_atomic_pool *p);
 bool pk_atomic_pool_owns(const pk_atomic_pool *p, const void *ptr);
 
 /* Bytes usable at block: the block size if block is a live block of the pool,
- * else 0 (no fault). O(1), lock-free. */
+ * else 0 (no fault); in debug builds the size requested (the block size, or
+ * less through the generic view). O(1), lock-free. */
 size_t pk_atomic_pool_usable_size(const pk_atomic_pool *p, const void *block);
 
 /* Statistics (see pk_stats): as for pk_pool. O(1), lock-free; exact while no
@@ -152,7 +178,9 @@ void pk_atomic_pool_reset_peaks(pk_atomic_pool *p);
 /* Verifies every invariant: counters, the free list (no cycle, no link outside
  * the carved blocks, no live block on it), the usage bitmap against the list and the counters. Returns PK_OK or
  * the first problem (PK_ERR_CORRUPT), also reported through the fault
- * handler. Repairs nothing. O(n) in the blocks. Only while no thread uses the
+ * handler; debug builds also verify every live block's tag and guards
+ * (PK_ERR_GUARD_CORRUPT) and every free block's poison
+ * (PK_ERR_USE_AFTER_FREE), reported with the block's tag. Repairs nothing. O(n) in the blocks. Only while no thread uses the
  * pool: under concurrency it may report a problem that is only a moment's. */
 pk_status pk_atomic_pool_check(const pk_atomic_pool *p);
 
@@ -162,6 +190,12 @@ void pk_atomic_pool_set_name(pk_atomic_pool *p, const char *name);
 
 /* The pool's generic view. O(1). */
 pk_allocator *pk_atomic_pool_allocator(pk_atomic_pool *p);
+
+/* Debug builds record each call's site (poolkit/debug.h). */
+#if PK_DEBUG && !defined(PK_BUILDING_LIBRARY)
+#define pk_atomic_pool_alloc(p) PK_DEBUG_AT_(pk_atomic_pool_alloc(p))
+#define pk_atomic_pool_free(p, block) PK_DEBUG_AT_(pk_atomic_pool_free((p), (block)))
+#endif
 
 #ifdef __cplusplus
 }

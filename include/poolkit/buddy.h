@@ -75,6 +75,7 @@
 
 #include "poolkit/allocator.h"
 #include "poolkit/common.h"
+#include "poolkit/debug.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -117,7 +118,25 @@ typedef struct pk_buddy {
     const char *name;
     pk_lock lock;
     pk_allocator view;
+#if PK_DEBUG
+    pk_debug_state debug;       /* tags of client blocks, live and quarantined */
+    size_t held_bytes;          /* block bytes of the quarantined blocks */
+    size_t pages, page_bytes;   /* untagged pages taken by slab caches (pk_page_source_buddy) */
+    size_t client_peak_in_use, client_peak_live; /* the peaks as the clients see them */
+#endif
 } pk_buddy;
+
+/* Bytes a debug build adds to each request (tag and guards, poolkit/debug.h)
+ * of a buddy of slots of min_block bytes (the tag and front guard are
+ * rounded up to min_block, so that blocks keep their alignment): a request of
+ * r bytes takes the smallest block of r + PK_BUDDY_DEBUG_OVERHEAD(min_block)
+ * bytes or more (with an alignment above min_block, the tag and front guard
+ * are rounded up to it instead). 0 in release builds. */
+#if PK_DEBUG
+#define PK_BUDDY_DEBUG_OVERHEAD(min_block) PK_DEBUG_OVERHEAD_(PK_BUDDY_BLOCK_(min_block))
+#else
+#define PK_BUDDY_DEBUG_OVERHEAD(min_block) 0u
+#endif
 
 /* The slot size a min_block argument gives (internal): below the minimum
  * (0 included) the minimum. */
@@ -255,6 +274,14 @@ pk_status pk_buddy_set_lock(pk_buddy *b, const pk_lock *lock);
  * pk_buddy_realloc, usable_size is pk_buddy_usable_size. O(1); reads
  * nothing that changes after init: ISR-safe. */
 pk_allocator *pk_buddy_allocator(pk_buddy *b);
+
+/* Debug builds record each call's site (poolkit/debug.h). */
+#if PK_DEBUG && !defined(PK_BUILDING_LIBRARY)
+#define pk_buddy_alloc(b, size) PK_DEBUG_AT_(pk_buddy_alloc((b), (size)))
+#define pk_buddy_alloc_aligned(b, size, align) PK_DEBUG_AT_(pk_buddy_alloc_aligned((b), (size), (align)))
+#define pk_buddy_free(b, p) PK_DEBUG_AT_(pk_buddy_free((b), (p)))
+#define pk_buddy_realloc(b, p, size) PK_DEBUG_AT_(pk_buddy_realloc((b), (p), (size)))
+#endif
 
 #ifdef __cplusplus
 }

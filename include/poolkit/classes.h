@@ -32,6 +32,19 @@
  * blocks never handed out), each reported once through the fault handler
  * with the set's name and changing nothing.
  *
+ * Debug builds (PK_DEBUG, poolkit/debug.h): each class's pool adds its tag
+ * and guards to every block (PK_POOL_BUFFER_SIZE and
+ * pk_classes_buffer_size include them), poisons freed blocks and keeps the
+ * last PK_QUARANTINE_SIZE of each class in its quarantine (they count as
+ * free: an alloc drains the quarantine rather than fail). Also reported,
+ * with the set's name, the block's allocation site and owner and the call's
+ * site: PK_ERR_GUARD_CORRUPT (a free or check finds guard bytes written: the
+ * block is freed all the same), PK_ERR_USE_AFTER_FREE (the poison of a
+ * freed block written, found when it leaves the quarantine, when it is
+ * handed out again, or by check), PK_ERR_DOUBLE_FREE of a quarantined block.
+ * There is no fast path: alloc and free take the lock once each, as the
+ * locked paths do.
+ *
  * Thread and ISR safety: set a lock with pk_classes_set_lock before sharing
  * the set. It is the set's only lock (the inner pools have none of their own:
  * the set's lock guards them). Alloc, free (but free(NULL)), fall-through,
@@ -157,7 +170,7 @@ void pk_classes_class_stats(const pk_classes *c, size_t i, pk_stats *out);
 
 /* Totals: capacity, in_use, free_bytes, allocs, frees, failures and rejected
  * summed over the classes (plus the set's own failures and rejections);
- * requested = in_use; live and in_use with their exact high-water marks for
+ * requested = in_use (debug builds: the bytes requested, exact); live and in_use with their exact high-water marks for
  * the set as a whole (not the sum of the classes' peaks); largest_free the
  * block size of the largest class with a free block, which is also the
  * largest request that would succeed (with or without fall-through);
@@ -174,7 +187,9 @@ void pk_classes_reset_peaks(pk_classes *c);
  * starts, the non-empty bitmap and free counts against each pool's free
  * blocks, live and in_use against the pools, the peaks, no lock on a pool)
  * and then each pool's (those of pk_pool_check). Returns PK_OK or the first
- * problem (PK_ERR_CORRUPT), reported once through the fault handler with the
+ * problem (PK_ERR_CORRUPT; debug builds also PK_ERR_GUARD_CORRUPT and
+ * PK_ERR_USE_AFTER_FREE, from the guards of live blocks and the poison of
+ * quarantined ones), reported once through the fault handler with the
  * set's name. Repairs nothing. O(total blocks). With a lock set, it is taken once, held across
  * the whole walk (the set and every pool: O(total blocks) with it held, which
  * matters for a PRIMASK lock), and released before any report. */
@@ -193,8 +208,15 @@ pk_status pk_classes_set_lock(pk_classes *c, const pk_lock *lock);
  * class that would serve the size, else NULL (a failure); realloc is
  * pk_realloc's (keeps the block while the new size fits its class, else
  * allocates, copies and frees); usable_size is the class's block size for a
- * live block, else 0. O(1). */
+ * live block (debug builds: the size requested), else 0; leaks (debug
+ * builds) walks every class, oldest first across them. O(1). */
 pk_allocator *pk_classes_allocator(pk_classes *c);
+
+/* Debug builds record each call's site (poolkit/debug.h). */
+#if PK_DEBUG && !defined(PK_BUILDING_LIBRARY)
+#define pk_classes_alloc(c, size) PK_DEBUG_AT_(pk_classes_alloc((c), (size)))
+#define pk_classes_free(c, p) PK_DEBUG_AT_(pk_classes_free((c), (p)))
+#endif
 
 #ifdef __cplusplus
 }

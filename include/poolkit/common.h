@@ -156,6 +156,18 @@ pk_status pk_report_fault(pk_status kind, const char *allocator, const void *ptr
  * length of the whole line, as snprintf does. Freestanding (no libc), O(line). */
 size_t pk_fault_format(const pk_fault *f, char *buf, size_t size);
 
+/* Records the call site of the next poolkit call on this thread (hosted) or
+ * context. The allocators' headers wrap their functions in macros that call
+ * it in debug builds, so `pk_pool_alloc(&p)` records its file and line while
+ * the function keeps its name and address. */
+void pk_debug_site(const char *file, int line);
+
+#if PK_DEBUG && !defined(PK_BUILDING_LIBRARY)
+#define PK_DEBUG_AT_(call) (pk_debug_site(__FILE__, __LINE__), call)
+#else
+#define PK_DEBUG_AT_(call) call
+#endif
+
 /* A lock for an allocator shared between threads, tasks or interrupt levels.
  * Both functions are called with ctx. No poolkit allocator calls another (or
  * a page source, constructor or fault handler) with its own lock held, so a

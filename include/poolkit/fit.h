@@ -73,12 +73,28 @@
  * when it moves the block includes the scan, the copy of the old payload
  * (O(size)) and the free. stats holds it for O(free blocks) (largest_free
  * walks the free list), reset_peaks for O(1), check for O(blocks).
+ *
+ * Debug builds (PK_DEBUG, README "Debug builds"): each request of n bytes
+ * aligned to a takes a block for n + PK_DEBUG_OVERHEAD_(a) bytes (counted by
+ * PK_FIT_BLOCK_SIZE and PK_FIT_BUFFER_SIZE) holding a tag (site, owner,
+ * size, sequence), guards around the n bytes and fill patterns. free then
+ * also catches every interior and stale pointer (no valid tag:
+ * PK_ERR_MISALIGNED_PTR), double frees of recently freed blocks (their tag
+ * says so: PK_ERR_DOUBLE_FREE with the block's site), overflows and
+ * underflows (PK_ERR_GUARD_CORRUPT, freed all the same), and writes after
+ * free (PK_ERR_USE_AFTER_FREE, reported once when the block leaves the
+ * quarantine of PK_QUARANTINE_SIZE blocks, where freed blocks wait before
+ * they merge; check finds it earlier). realloc moves the block whenever the
+ * size changes; usable_size is the size requested; stats are the clients'
+ * view (quarantined blocks free, requested exact, in_use the blocks of live
+ * allocations, largest_free net of the debug bytes).
  */
 #ifndef POOLKIT_FIT_H
 #define POOLKIT_FIT_H
 
 #include "poolkit/allocator.h"
 #include "poolkit/common.h"
+#include "poolkit/debug.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -97,10 +113,16 @@ typedef enum { PK_FIT_FIRST, PK_FIT_BEST, PK_FIT_NEXT } pk_fit_policy;
  * PK_FIT_ALIGN. Its payload is PK_FIT_MIN_BLOCK - PK_FIT_OVERHEAD bytes. */
 #define PK_FIT_MIN_BLOCK                                                             \
     ((2 * sizeof(size_t) + 2 * sizeof(void *) + PK_FIT_ALIGN - 1) & ~(PK_FIT_ALIGN - 1))
-/* Bytes of the buffer one request of size bytes takes. A constant expression
- * when size is (size must be small enough not to overflow). */
+/* Bytes of the buffer one request of size bytes takes (in debug builds,
+ * with its tag and guards: PK_DEBUG_OVERHEAD_). A constant expression when
+ * size is (size must be small enough not to overflow). */
+#if PK_DEBUG
+#define PK_FIT_DEBUG_BYTES_ PK_DEBUG_OVERHEAD_(PK_FIT_ALIGN)
+#else
+#define PK_FIT_DEBUG_BYTES_ 0u
+#endif
 #define PK_FIT_ROUND_(size)                                                          \
-    (((size_t)(size) + PK_FIT_OVERHEAD + PK_FIT_ALIGN - 1) & ~(PK_FIT_ALIGN - 1))
+    (((size_t)(size) + PK_FIT_DEBUG_BYTES_ + PK_FIT_OVERHEAD + PK_FIT_ALIGN - 1) & ~(PK_FIT_ALIGN - 1))
 #define PK_FIT_BLOCK_SIZE(size)                                                      \
     (PK_FIT_ROUND_(size) < PK_FIT_MIN_BLOCK ? PK_FIT_MIN_BLOCK : PK_FIT_ROUND_(size))
 /* Bytes a buffer needs so that count requests of size bytes made in sequence
@@ -132,6 +154,11 @@ typedef struct pk_fit {
     const char *name;
     pk_lock lock;
     pk_allocator view;
+#if PK_DEBUG
+    pk_debug_state debug;   /* tags, the live list and the quarantine */
+    size_t debug_in_use;    /* payload bytes of the blocks live to the clients */
+    size_t debug_peak_in_use;
+#endif
 } pk_fit;
 
 /* Makes a heap over the size bytes at buf (any alignment), with one free
@@ -183,7 +210,7 @@ void *pk_fit_realloc(pk_fit *f, void *p, size_t size);
 pk_status pk_fit_free(pk_fit *f, void *p);
 
 /* Payload bytes of the live block p (at least what was asked: the block
- * size less the header), or 0 when p is not a live block by the checks of
+ * size less the header; debug builds: exactly what was asked), or 0 when p is not a live block by the checks of
  * pk_fit_free (no fault). O(1); takes the lock. */
 size_t pk_fit_usable_size(const pk_fit *f, const void *p);
 
@@ -222,6 +249,14 @@ pk_status pk_fit_set_lock(pk_fit *f, const pk_lock *lock);
 /* The heap's generic view: alloc_aligned is pk_fit_alloc_aligned, realloc is
  * pk_fit_realloc. O(1). */
 pk_allocator *pk_fit_allocator(pk_fit *f);
+
+/* Debug builds record each call's site (poolkit/debug.h). */
+#if PK_DEBUG && !defined(PK_BUILDING_LIBRARY)
+#define pk_fit_alloc(f, size) PK_DEBUG_AT_(pk_fit_alloc((f), (size)))
+#define pk_fit_alloc_aligned(f, size, align) PK_DEBUG_AT_(pk_fit_alloc_aligned((f), (size), (align)))
+#define pk_fit_realloc(f, p, size) PK_DEBUG_AT_(pk_fit_realloc((f), (p), (size)))
+#define pk_fit_free(f, p) PK_DEBUG_AT_(pk_fit_free((f), (p)))
+#endif
 
 #ifdef __cplusplus
 }

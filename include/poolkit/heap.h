@@ -27,6 +27,21 @@
  * is defined to 1 (a bitmap of block starts, 1 bit per PK_HEAP_ALIGN bytes,
  * carved from each region).
  *
+ * Debug builds (PK_DEBUG, README "Debug builds"): each request of n bytes
+ * aligned to a takes a heap block of n + PK_DEBUG_OVERHEAD_(a) bytes holding
+ * a tag (site, owner, size, sequence), guards around the n bytes and fill
+ * patterns. free then also catches interior and stale pointers (no valid tag:
+ * PK_ERR_MISALIGNED_PTR), double frees of recently freed blocks (their tag
+ * says so: PK_ERR_DOUBLE_FREE with the block's site), overflows and
+ * underflows (PK_ERR_GUARD_CORRUPT, freed all the same), and writes after
+ * free (PK_ERR_USE_AFTER_FREE, reported once when the block leaves the
+ * quarantine of PK_QUARANTINE_SIZE blocks, where freed blocks wait before
+ * they merge; check finds it earlier). realloc moves the block whenever the
+ * size changes; usable_size is the size requested; stats are the clients'
+ * view (quarantined blocks free, requested exact, in_use the heap blocks of
+ * live allocations, largest_free net of the debug bytes); a free or an alloc
+ * that drains the quarantine does up to PK_QUARANTINE_SIZE + 1 frees' work.
+ *
  * Configuration (before including, or in PK_CONFIG_HEADER; the library and its
  * users must agree): PK_HEAP_SL_LOG2 (default 5: 32 second-level classes),
  * PK_HEAP_MAX_LOG2 (default 32 on 64-bit targets, 31 on 32-bit ones: blocks
@@ -53,6 +68,7 @@
 
 #include "poolkit/allocator.h"
 #include "poolkit/common.h"
+#include "poolkit/debug.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -126,6 +142,11 @@ typedef struct pk_heap {
     const char *name;
     pk_lock lock;
     pk_allocator view;
+#if PK_DEBUG
+    pk_debug_state debug;                       /* tags, the live list and the quarantine */
+    size_t debug_in_use;                        /* payload bytes of the blocks live to the clients */
+    size_t debug_peak_in_use;
+#endif
 } pk_heap;
 
 #define PK_HEAP_MIN_PAYLOAD (3 * sizeof(void *))
@@ -141,7 +162,8 @@ typedef struct pk_heap {
 pk_status pk_heap_init(pk_heap *h, void *buf, size_t size);
 
 /* Bytes a buffer needs so that a fresh heap over it (at any address) serves
- * count requests of size bytes made one after another: headers, rounding,
+ * count requests of size bytes made one after another (debug builds: with
+ * their tags and guards): headers, rounding,
  * alignment, the sentinel, the search's rounding for the last one (and, with
  * PK_HEAP_STRICT_FREE, the bitmap). 0 when count is 0 or the sum overflows or
  * exceeds the largest block. Frees and other sizes in between can fragment
@@ -190,8 +212,8 @@ void *pk_heap_realloc(pk_heap *h, void *p, size_t size);
  * PK_ERR_DOUBLE_FREE (the block is free). ISR-safe as pk_heap_alloc. */
 pk_status pk_heap_free(pk_heap *h, void *p);
 
-/* Payload bytes of the live block p (at least what was asked), or 0 when p is
- * not a live block (no fault). O(1); takes the lock; ISR-safe when it is. */
+/* Payload bytes of the live block p (at least what was asked; debug builds:
+ * exactly what was asked), or 0 when p is not a live block (no fault). O(1); takes the lock; ISR-safe when it is. */
 size_t pk_heap_usable_size(const pk_heap *h, const void *p);
 
 /* Statistics: capacity, in_use (payload bytes of live blocks, rounding
@@ -220,6 +242,16 @@ pk_status pk_heap_set_lock(pk_heap *h, const pk_lock *lock);
 
 /* The heap's generic view (its realloc is pk_heap_realloc). O(1). */
 pk_allocator *pk_heap_allocator(pk_heap *h);
+
+/* Debug builds record each call's site (poolkit/debug.h). */
+#if PK_DEBUG && !defined(PK_BUILDING_LIBRARY)
+#define pk_heap_alloc(h, size) PK_DEBUG_AT_(pk_heap_alloc((h), (size)))
+#define pk_heap_alloc_aligned(h, size, align) PK_DEBUG_AT_(pk_heap_alloc_aligned((h), (size), (align)))
+#define pk_heap_alloc_bounded(h, size, align, boundary)                               \
+    PK_DEBUG_AT_(pk_heap_alloc_bounded((h), (size), (align), (boundary)))
+#define pk_heap_realloc(h, p, size) PK_DEBUG_AT_(pk_heap_realloc((h), (p), (size)))
+#define pk_heap_free(h, p) PK_DEBUG_AT_(pk_heap_free((h), (p)))
+#endif
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,18 @@
  * free-list links damaged by a write after free (found at alloc, reported as
  * PK_ERR_CORRUPT, the free list is then rebuilt from the usage map).
  *
+ * Debug builds (PK_DEBUG, poolkit/debug.h): each block also holds a tag and
+ * guards (the stride and PK_POOL_BUFFER_SIZE include them; the pointer handed
+ * out lies after the tag and front guard), new blocks are filled, freed
+ * blocks poisoned and held in a quarantine of PK_QUARANTINE_SIZE blocks that
+ * count as free (an alloc drains it rather than fail; it empties when no
+ * block is live). Also reported, with the block's allocation site and owner
+ * and the call's site: PK_ERR_GUARD_CORRUPT (guard bytes written, found by
+ * free, which frees the block all the same, or by check),
+ * PK_ERR_USE_AFTER_FREE (poison written: found when the block leaves the
+ * quarantine, is handed out again, or by check), PK_ERR_DOUBLE_FREE of a
+ * quarantined block. There is no fast path: each call takes the lock.
+ *
  * Thread and ISR safety: a pool is safe to share once a lock is set with
  * pk_pool_set_lock (before sharing it); alloc and free are ISR-safe when the
  * lock is (a PRIMASK critical section), or when only one context uses the pool.
@@ -36,6 +48,7 @@
 
 #include "poolkit/allocator.h"
 #include "poolkit/common.h"
+#include "poolkit/debug.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,6 +82,9 @@ typedef struct pk_pool {
     const char *name;
     pk_lock lock;
     pk_allocator view;
+#if PK_DEBUG
+    pk_debug_state debug;
+#endif
 } pk_pool;
 
 #define PK_POOL_NONE ((size_t)-1)
@@ -78,9 +94,17 @@ typedef struct pk_pool {
 /* Layout arithmetic shared by the macros and pk_pool_init (internal). */
 #define PK_POOL_ALIGN_(align) ((size_t)((align) != 0 ? (size_t)(align) : (size_t)PK_MAX_ALIGN))
 #define PK_POOL_MAX_(a, b) ((size_t)(a) > (size_t)(b) ? (size_t)(a) : (size_t)(b))
+/* Debug builds: each block also holds its tag and guards (poolkit/debug.h). */
+#if PK_DEBUG
+#define PK_POOL_DEBUG_BYTES_(align) PK_DEBUG_OVERHEAD_(PK_POOL_ALIGN_(align))
+#define PK_POOL_DEBUG_INIT_ , PK_DEBUG_STATE_INIT_
+#else
+#define PK_POOL_DEBUG_BYTES_(align) 0u
+#define PK_POOL_DEBUG_INIT_
+#endif
 #define PK_POOL_STRIDE_(bs, align)                                                   \
-    ((PK_POOL_MAX_((bs), sizeof(size_t)) + PK_POOL_ALIGN_(align) - 1u) &             \
-     ~(PK_POOL_ALIGN_(align) - 1u))
+    ((PK_POOL_MAX_((size_t)(bs) + PK_POOL_DEBUG_BYTES_(align), sizeof(size_t)) +     \
+      PK_POOL_ALIGN_(align) - 1u) & ~(PK_POOL_ALIGN_(align) - 1u))
 #define PK_POOL_LOWBIT_(x) ((size_t)(x) & (~(size_t)(x) + 1u))
 #define PK_POOL_LOG2_POW2_(x)                                                        \
     ((unsigned)(((size_t)(x) & (size_t)0xAAAAAAAAAAAAAAAAull) != 0) |                \
@@ -158,7 +182,7 @@ typedef struct pk_pool {
                     0,                                                               \
                     #name,                                                           \
                     {0, 0, 0},                                                       \
-                    {&pk_pool_allocator_ops, &name}}
+                    {&pk_pool_allocator_ops, &name} PK_POOL_DEBUG_INIT_}
 
 /* The generic-view operations of every pool (used by PK_POOL_DEFINE). */
 extern const pk_allocator_ops pk_pool_allocator_ops;
@@ -196,12 +220,14 @@ size_t pk_pool_available(const pk_pool *p);
  * free). O(1), ISR-safe, takes no lock. */
 bool pk_pool_owns(const pk_pool *p, const void *ptr);
 
-/* Bytes usable at block: the block size if block is a live block of the pool,
+/* Bytes usable at block: the block size if block is a live block of the pool
+ * (debug builds: the size requested: the block size for pk_pool_alloc),
  * else 0 (no fault). O(1); takes the lock. */
 size_t pk_pool_usable_size(const pk_pool *p, const void *block);
 
 /* Statistics (see pk_stats): capacity = blocks x block size, in_use = live
- * blocks x block size, requested = in_use, largest_free = the block size when
+ * blocks x block size, requested = in_use (debug builds: exact, for blocks
+ * from the generic view), largest_free = the block size when
  * a block is free. O(1); takes the lock. */
 void pk_pool_stats(const pk_pool *p, pk_stats *out);
 
@@ -230,6 +256,12 @@ pk_status pk_pool_set_lock(pk_pool *p, const pk_lock *lock);
 
 /* The pool's generic view. O(1). */
 pk_allocator *pk_pool_allocator(pk_pool *p);
+
+/* Debug builds record each call's site (poolkit/debug.h). */
+#if PK_DEBUG && !defined(PK_BUILDING_LIBRARY)
+#define pk_pool_alloc(p) PK_DEBUG_AT_(pk_pool_alloc(p))
+#define pk_pool_free(p, block) PK_DEBUG_AT_(pk_pool_free((p), (block)))
+#endif
 
 #ifdef __cplusplus
 }

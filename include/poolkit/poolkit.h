@@ -1,4 +1,4 @@
-/* All of poolkit's public headers. The hosted-only ones (pthread_lock.h) are
+/* All of poolkit's public headers. The hosted-only ones (hosted.h, pthread_lock.h) are
  * included on hosted builds only (PK_HOSTED, see common.h). */
 #ifndef POOLKIT_POOLKIT_H
 #define POOLKIT_POOLKIT_H
@@ -6,6 +6,7 @@
 #include "poolkit/version.h"
 #include "poolkit/common.h"
 #include "poolkit/allocator.h"
+#include "poolkit/debug.h"
 #include "poolkit/pool.h"
 #include "poolkit/atomic_pool.h"
 #include "poolkit/heap.h"
@@ -16,6 +17,7 @@
 #include "poolkit/slab.h"
 
 #if PK_HOSTED
+#include "poolkit/hosted.h"
 #include "poolkit/pthread_lock.h"
 #endif
 

@@ -79,6 +79,19 @@
  * and destructor may call the cache. pk_slab_shrink detaches the empty slabs
  * under the lock and runs the destructors and put after releasing it.
  *
+ * Debug builds (PK_DEBUG, poolkit/debug.h): each object also has a tag and
+ * guards around it (the stride and pk_slab_objects_per_slab include
+ * PK_DEBUG_OVERHEAD_(align); the constructor and destructor get the object
+ * pointer, after the tag and front guard, so the guards never overlap the
+ * object). At build the guards are filled and each object new-filled before
+ * its constructor runs. Objects stay constructed while free, so there is no
+ * poison and no quarantine: a freed object is reused at once. Also reported,
+ * with the object's allocation site and owner and the call's site:
+ * PK_ERR_GUARD_CORRUPT (guard bytes written, found by free, which frees the
+ * object all the same and restores the guards, or by check), and a double
+ * free then carries the object's last allocation site. There is no fast
+ * path: each call takes the lock.
+ *
  * Thread and ISR safety: set a lock with pk_slab_set_lock before sharing the
  * cache. Allocation from a slab already made, and free, hold it for O(1); an
  * allocation that makes a slab holds it twice for O(1) (before and after the
@@ -97,6 +110,7 @@
 
 #include "poolkit/allocator.h"
 #include "poolkit/common.h"
+#include "poolkit/debug.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -162,6 +176,9 @@ typedef struct pk_slab_cache {
     const char *name;
     pk_lock lock;
     pk_allocator view;
+#if PK_DEBUG
+    pk_debug_state debug;
+#endif
 } pk_slab_cache;
 
 /* Makes an empty cache of objects of obj_size bytes aligned to align (0 =
@@ -184,7 +201,8 @@ pk_status pk_slab_init(pk_slab_cache *c, const char *name, size_t obj_size, size
 #define PK_SLAB_HEADER_SIZE (5u * sizeof(void *) + 4u * sizeof(uint16_t))
 
 /* Objects a slab of slab_size bytes holds for obj_size and align as given to
- * pk_slab_init, or 0 when pk_slab_init would refuse them. O(1). ISR-safe (no
+ * pk_slab_init, or 0 when pk_slab_init would refuse them (debug builds: each
+ * object's stride includes PK_DEBUG_OVERHEAD_(align)). O(1). ISR-safe (no
  * state, no lock). */
 size_t pk_slab_objects_per_slab(size_t obj_size, size_t align, size_t slab_size);
 
@@ -293,6 +311,13 @@ struct pk_buddy;
  * O(1) to make; get and put are O(log n). Making the source is ISR-safe; get
  * and put are as ISR-safe as the buddy is. */
 pk_page_source pk_page_source_buddy(struct pk_buddy *b);
+
+/* Debug builds: the call sites of allocations and frees are recorded in the
+ * tags and in fault reports (the functions keep their names). */
+#if PK_DEBUG && !defined(PK_BUILDING_LIBRARY)
+#define pk_slab_alloc(c) PK_DEBUG_AT_(pk_slab_alloc(c))
+#define pk_slab_free(c, obj) PK_DEBUG_AT_(pk_slab_free((c), (obj)))
+#endif
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "debug/hooks.h"
 #include "poolkit/allocator.h"
 
 void *pk_alloc(pk_allocator *a, size_t size)
@@ -28,8 +29,20 @@ void *pk_calloc(pk_allocator *a, size_t n, size_t size)
     return p;
 }
 
+#if PK_DEBUG
+/* A realloc makes up to three calls to the allocator; each reports faults
+ * with the caller's site, which the first would otherwise consume. */
+#define PK__SITE_TAKE() pk__site site = pk__debug_take_site()
+#define PK__SITE_AGAIN() pk_debug_site(site.file, site.line)
+#else
+#define PK__SITE_TAKE() ((void)0)
+#define PK__SITE_AGAIN() ((void)0)
+#endif
+
 void *pk_realloc(pk_allocator *a, void *ptr, size_t size)
 {
+    PK__SITE_TAKE();
+    PK__SITE_AGAIN();
     if (ptr == NULL) {
         return a->ops->alloc_aligned(a->self, size, 0);
     }
@@ -46,14 +59,18 @@ void *pk_realloc(pk_allocator *a, void *ptr, size_t size)
         (void)a->ops->free(a->self, ptr);
         return NULL;
     }
-    if (size <= old_size) {
+    /* Debug builds move the block unless the size is the same, so that its
+     * rear guard sits right after the new size. */
+    if (PK_DEBUG ? size == old_size : size <= old_size) {
         return ptr;
     }
+    PK__SITE_AGAIN();
     void *fresh = a->ops->alloc_aligned(a->self, size, 0);
     if (fresh == NULL) {
         return NULL;
     }
-    memcpy(fresh, ptr, old_size);
+    memcpy(fresh, ptr, old_size < size ? old_size : size);
+    PK__SITE_AGAIN();
     (void)a->ops->free(a->self, ptr);
     return fresh;
 }

@@ -32,16 +32,21 @@ void pk_set_fault_handler(pk_fault_handler h, void *ctx)
     fault_ctx = h != NULL ? ctx : NULL;
 }
 
-pk_status pk_report_fault(pk_status kind, const char *allocator, const void *ptr)
+pk_status pk__dispatch_fault(const pk_fault *f)
 {
     if (in_handler) {
-        return kind;
+        return f->kind;
     }
-    pk_fault f = {kind, allocator, ptr, NULL, 0, NULL, 0, 0};
     in_handler = true;
-    fault_handler(&f, fault_ctx);
+    fault_handler(f, fault_ctx);
     in_handler = false;
-    return kind;
+    return f->kind;
+}
+
+pk_status pk_report_fault(pk_status kind, const char *allocator, const void *ptr)
+{
+    pk_fault f = {kind, allocator, ptr, NULL, 0, NULL, 0, 0};
+    return pk__dispatch_fault(&f);
 }
 
 /* Appends text to a bounded buffer, counting what did not fit. */

@@ -16,6 +16,10 @@
 void pk__fault_print(const pk_fault *f, void *ctx);
 #endif
 
+/* Sends f to the fault handler unless one is running (pk_report_fault with
+ * every field given); returns f->kind. */
+pk_status pk__dispatch_fault(const pk_fault *f);
+
 /* Keeps a slow path out of line, so the fast path it leaves needs no stack
  * frame. */
 #if defined(__GNUC__) || defined(__clang__)

@@ -30,7 +30,11 @@
  * the arena shrinks, fails in 4.375 MiB); 3.875 MiB makes the placement
  * policies fail one after another. */
 #ifndef DEMO_ARENA_SIZE
+#if PK_DEBUG /* every block also holds a tag and guards; 4 KiB-aligned ones take 8 KiB */
+#define DEMO_ARENA_SIZE (8u << 20)
+#else
 #define DEMO_ARENA_SIZE (5u << 20)
+#endif
 #endif
 #ifndef DEMO_TIGHT_ARENA_SIZE
 #define DEMO_TIGHT_ARENA_SIZE (3968u << 10) /* 3.875 MiB */
