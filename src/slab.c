@@ -505,10 +505,10 @@ static pk_status debug_free(pk_slab_cache *c, void *obj)
             status = pk__debug_release(&c->debug, obj, c->stride);
         } else {
             /* The tag itself was overwritten (an underflow past the front
-             * guard): the guards are damaged; the object is freed, but it
-             * cannot leave the debug live list (its links were in the tag),
-             * so check reports the list from now on. */
-            status = PK_ERR_GUARD_CORRUPT;
+             * guard): reported as damaged guards (no site known), and the
+             * object freed all the same, off the debug live list. */
+            status = pk__debug_release_lost(&c->debug, (unsigned char *)obj - debug_prefix(c), c->stride,
+                                            c->obj_size, c->align);
         }
         give_back(c, s, index);
     } else {

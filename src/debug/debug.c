@@ -621,6 +621,57 @@ void pk__debug_open(const void *p, size_t n)
     pk__annot_open(p, n);
 }
 
+/* The live-list neighbours of a tag whose own links cannot be trusted, found
+ * from the valid tags on either side (each walk stops at the tag). */
+pk_status pk__debug_release_lost(pk_debug_state *d, unsigned char *raw, size_t granted, size_t size, size_t align)
+{
+    unsigned char *user = raw + pk__debug_prefix(align);
+    unsigned char *at = tag_at(user);
+    unsigned char *prev = NULL, *next = NULL;
+    size_t steps = 0;
+    bool found = false;
+    for (unsigned char *x = d->live_first; x != NULL && steps <= d->live; x = next_of(x), steps++) {
+        if (x == at) {
+            found = true;
+            break;
+        }
+        prev = x;
+    }
+    if (!found) {
+        return PK_ERR_CORRUPT; /* not on the list: nothing changed */
+    }
+    steps = 0;
+    found = false;
+    for (unsigned char *x = d->live_last; x != NULL && steps <= d->live; x = prev_of(x), steps++) {
+        if (x == at) {
+            found = true;
+            break;
+        }
+        next = x;
+    }
+    if (!found) {
+        return PK_ERR_CORRUPT;
+    }
+    if (prev != NULL) {
+        set_next(prev, next);
+    } else {
+        d->live_first = next;
+    }
+    if (next != NULL) {
+        set_prev(next, prev);
+    } else {
+        d->live_last = prev;
+    }
+    d->live--;
+    d->requested -= size;
+    /* A tag again (site unknown, "freed"), and the guards. */
+    pk_debug_tag t = {.size = size, .pad = (size_t)(at - raw), .state = TAG_HELD};
+    tag_store(at, &t);
+    restore_guards(user, &t, granted);
+    pk__annot_takeback(user, size);
+    return PK_ERR_GUARD_CORRUPT;
+}
+
 #else /* release builds: the public functions exist and do nothing */
 
 void pk_debug_site(const char *file, int line)

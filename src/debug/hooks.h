@@ -146,5 +146,14 @@ unsigned char *pk__debug_pop_live(pk_debug_state *d, size_t (*granted_of)(const 
                                   const void *self, pk_debug_tag *tag, pk_status *damaged);
 void pk__debug_open(const void *p, size_t n);
 
+/* release for a live block whose tag was overwritten (an underflow past the
+ * front guard), when the allocator knows from its own metadata that the
+ * block at raw (granted bytes; size requested, align as at setup) is live:
+ * takes it off the live list by walking the list from both ends to its
+ * neighbours (O(live)), writes a "freed" tag with no site and restores the
+ * guards. Returns PK_ERR_GUARD_CORRUPT, or PK_ERR_CORRUPT (nothing changed)
+ * when the block is not on the live list. Added for slab. */
+pk_status pk__debug_release_lost(pk_debug_state *d, unsigned char *raw, size_t granted, size_t size, size_t align);
+
 #endif /* PK_DEBUG */
 #endif
