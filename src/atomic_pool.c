@@ -40,9 +40,6 @@ typedef unsigned long long counter_word;
 #if PK_ATOMIC_POOL_INDEX_BITS < 4 || PK_ATOMIC_POOL_INDEX_BITS > 28
 #error "PK_ATOMIC_POOL_INDEX_BITS must be 4..28 (the rest of 32 bits is the ABA tag)"
 #endif
-#if ATOMIC_INT_LOCK_FREE != 2 || UINT_MAX < 0xFFFFFFFFu
-#error "the atomic pool needs lock-free atomics on a 32-bit unsigned int"
-#endif
 typedef unsigned int head_word;
 typedef unsigned int counter_word;
 #define HEAD_INDEX_BITS ((unsigned)PK_ATOMIC_POOL_INDEX_BITS)
