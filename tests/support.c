@@ -49,6 +49,32 @@ void expect_fault_named(pk_status kind, const void *ptr, const char *allocator)
     faults.calls = 0;
 }
 
+void expect_fault_sites(pk_status kind, const void *ptr, const char *allocator, const char *file, int alloc_line,
+                        uint32_t owner, int call_line)
+{
+    assert_int_equal(faults.calls, 1);
+    assert_int_equal(faults.last.kind, kind);
+    assert_ptr_equal(faults.last.ptr, ptr);
+    assert_string_equal(faults.last.allocator, allocator);
+    if (alloc_line != 0) {
+        assert_non_null(faults.last.file);
+        assert_string_equal(faults.last.file, file);
+    } else {
+        assert_null(faults.last.file);
+    }
+    assert_int_equal(faults.last.line, alloc_line);
+    assert_int_equal(faults.last.owner, owner);
+    if (call_line != 0) {
+        assert_non_null(faults.last.call_file);
+        assert_string_equal(faults.last.call_file, file);
+    } else {
+        assert_null(faults.last.call_file);
+    }
+    assert_int_equal(faults.last.call_line, call_line);
+    assert_int_equal(faults.lock_depth_seen, 0);
+    faults.calls = 0;
+}
+
 void counting_lock(void *ctx)
 {
     assert_ptr_equal(ctx, &lock_calls);

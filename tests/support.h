@@ -36,6 +36,13 @@ int teardown_faults(void **state);
  * from this allocator; clears the count. */
 void expect_fault_named(pk_status kind, const void *ptr, const char *allocator);
 
+/* Like expect_fault_named, and the fault's sites (debug builds): allocated at
+ * file:alloc_line by owner (alloc_line 0: no allocation site known, owner 0),
+ * called at file:call_line (0: no call site, as for check); the handler ran
+ * with the counting lock released. Clears the count. */
+void expect_fault_sites(pk_status kind, const void *ptr, const char *allocator, const char *file, int alloc_line,
+                        uint32_t owner, int call_line);
+
 /* A fault recorder keeping the first REC_MAX faults one by one (the
  * generic-view and common-core tests). */
 #define REC_MAX 16

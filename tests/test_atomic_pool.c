@@ -785,26 +785,7 @@ static void test_interrupt_handler_allocates(void **state)
 /* Debug builds: the fault's sites and owner. */
 static void expect_debug_fault(pk_status kind, const void *ptr, int alloc_line, int call_line, uint32_t owner)
 {
-    assert_int_equal(faults.calls, 1);
-    assert_int_equal(faults.last.kind, kind);
-    assert_ptr_equal(faults.last.ptr, ptr);
-    assert_string_equal(faults.last.allocator, "irq pool");
-    if (alloc_line != 0) {
-        assert_non_null(faults.last.file);
-        assert_string_equal(faults.last.file, __FILE__);
-        assert_int_equal(faults.last.line, alloc_line);
-        assert_int_equal(faults.last.owner, owner);
-    } else {
-        assert_null(faults.last.file);
-    }
-    if (call_line != 0) {
-        assert_non_null(faults.last.call_file);
-        assert_string_equal(faults.last.call_file, __FILE__);
-        assert_int_equal(faults.last.call_line, call_line);
-    } else {
-        assert_null(faults.last.call_file);
-    }
-    faults.calls = 0;
+    expect_fault_sites(kind, ptr, "irq pool", __FILE__, alloc_line, owner, call_line);
 }
 
 static void expect_whole(const pk_atomic_pool *p, size_t live, size_t requested, uint64_t rejected)

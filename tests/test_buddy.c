@@ -1075,26 +1075,7 @@ static unsigned char peek(const unsigned char *p)
  * for check), both in this file, and the owner tagged. */
 static void expect_debug_fault(pk_status kind, const void *ptr, int alloc_line, int call_line, uint32_t owner)
 {
-    assert_int_equal(faults.calls, 1);
-    assert_int_equal(faults.last.kind, kind);
-    assert_ptr_equal(faults.last.ptr, ptr);
-    assert_string_equal(faults.last.allocator, "buddy");
-    if (alloc_line != 0) {
-        assert_non_null(faults.last.file);
-        assert_string_equal(faults.last.file, __FILE__);
-        assert_int_equal(faults.last.line, alloc_line);
-    } else {
-        assert_null(faults.last.file);
-    }
-    if (call_line != 0) {
-        assert_non_null(faults.last.call_file);
-        assert_string_equal(faults.last.call_file, __FILE__);
-        assert_int_equal(faults.last.call_line, call_line);
-    } else {
-        assert_null(faults.last.call_file);
-    }
-    assert_int_equal(faults.last.owner, owner);
-    faults.calls = 0;
+    expect_fault_sites(kind, ptr, "buddy", __FILE__, alloc_line, owner, call_line);
 }
 
 /* Frees enough other blocks to push every quarantined block out. */

@@ -1208,27 +1208,7 @@ static void test_threads_share_a_locked_set(void **state)
 static void expect_debug_fault(pk_status kind, const void *ptr, const char *name, int alloc_line, uint32_t owner,
                                int call_line)
 {
-    assert_int_equal(faults.calls, 1);
-    assert_int_equal(faults.last.kind, kind);
-    assert_ptr_equal(faults.last.ptr, ptr);
-    assert_string_equal(faults.last.allocator, name);
-    if (alloc_line != 0) {
-        assert_non_null(faults.last.file);
-        assert_string_equal(faults.last.file, __FILE__);
-        assert_int_equal(faults.last.line, alloc_line);
-    } else {
-        assert_null(faults.last.file);
-    }
-    assert_int_equal(faults.last.owner, owner);
-    if (call_line != 0) {
-        assert_non_null(faults.last.call_file);
-        assert_string_equal(faults.last.call_file, __FILE__);
-        assert_int_equal(faults.last.call_line, call_line);
-    } else {
-        assert_null(faults.last.call_file);
-    }
-    assert_int_equal(faults.lock_depth_seen, 0);
-    faults.calls = 0;
+    expect_fault_sites(kind, ptr, name, __FILE__, alloc_line, owner, call_line);
 }
 
 /* The set's totals: live blocks, bytes requested (exact), rejected. */

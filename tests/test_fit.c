@@ -1520,24 +1520,7 @@ static unsigned char second[1024]; /* memory the heap does not own */
  * allocation site and owner (from its tag) when known, and the call's site. */
 static void expect_debug_fault(pk_status kind, const void *ptr, int alloc_line, uint32_t owner, int call_line)
 {
-    assert_int_equal(faults.calls, 1);
-    assert_int_equal(faults.last.kind, kind);
-    assert_ptr_equal(faults.last.ptr, ptr);
-    assert_string_equal(faults.last.allocator, "fit");
-    if (alloc_line != 0) {
-        assert_non_null(faults.last.file);
-        assert_string_equal(faults.last.file, __FILE__);
-    } else {
-        assert_null(faults.last.file);
-    }
-    assert_int_equal(faults.last.line, alloc_line);
-    assert_int_equal(faults.last.owner, owner);
-    if (call_line != 0) {
-        assert_non_null(faults.last.call_file);
-        assert_string_equal(faults.last.call_file, __FILE__);
-    }
-    assert_int_equal(faults.last.call_line, call_line);
-    faults.calls = 0;
+    expect_fault_sites(kind, ptr, "fit", __FILE__, alloc_line, owner, call_line);
 }
 
 /* The heap is whole after misuse: check passes, and the stats are the

@@ -1830,27 +1830,7 @@ static void poke(unsigned char *p, unsigned char value)
  * (alloc_line, or none when 0) and owner, and the call's site. */
 static void expect_debug_fault(pk_status kind, const void *ptr, int alloc_line, uint32_t owner, int call_line)
 {
-    assert_int_equal(faults.calls, 1);
-    assert_int_equal(faults.last.kind, kind);
-    assert_ptr_equal(faults.last.ptr, ptr);
-    assert_string_equal(faults.last.allocator, "objects");
-    if (alloc_line != 0) {
-        assert_non_null(faults.last.file);
-        assert_string_equal(faults.last.file, __FILE__);
-        assert_int_equal(faults.last.line, alloc_line);
-        assert_int_equal(faults.last.owner, owner);
-    } else {
-        assert_null(faults.last.file);
-        assert_int_equal(faults.last.owner, 0);
-    }
-    if (call_line != 0) {
-        assert_non_null(faults.last.call_file);
-        assert_string_equal(faults.last.call_file, __FILE__);
-        assert_int_equal(faults.last.call_line, call_line);
-    } else {
-        assert_null(faults.last.call_file);
-    }
-    faults.calls = 0;
+    expect_fault_sites(kind, ptr, "objects", __FILE__, alloc_line, owner, call_line);
 }
 
 /* The cache is whole: check passes, the counters are the clients' view. */
