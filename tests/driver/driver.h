@@ -1,7 +1,8 @@
 /*
  * The shared randomized driver and misuse checks, written once for every
- * allocator, in plain C with no libc beyond memcpy/memset and no malloc, so that
- * they run under cmocka on the host and bare on a microcontroller.
+ * allocator, in plain C with no libc beyond memcpy, memset and strcmp and no
+ * malloc, so that they run under cmocka on the host and bare on a
+ * microcontroller (tests/cortex-m/).
  *
  * The driver works through the generic view (pk_allocator). It keeps a shadow
  * of the live blocks, fills each block with a pattern derived from its address
