@@ -1,17 +1,34 @@
 #!/usr/bin/env bash
 # test.sh: the full CI matrix. Each stage configures, builds and runs ctest in
-# build/test/<stage>; a failing stage does not stop the others. Ends with the
-# per-stage results and "N passed, N failed" (ctest tests over all stages; a
-# stage that fails to configure or build counts as 1 failed), and exits 1 if
-# anything failed. Run a subset with PK_TEST_STAGES="gcc-release valgrind".
+# build/test/<stage>; a failing stage does not stop the others. The cortex-m
+# stage instead runs scripts/cortex_m.sh (bare-metal images on QEMU, in
+# build/test/cortex-m). Ends with the per-stage results and "N passed, N
+# failed" (ctest tests and cortex_m.sh's counts over all stages; a stage that
+# fails to configure or build counts as 1 failed), and exits 1 if anything
+# failed. Run a subset with PK_TEST_STAGES="gcc-release valgrind".
 set -u
 cd "$(dirname "$0")/.." || exit
 
-STAGES=${PK_TEST_STAGES:-gcc-release gcc-debug clang-release clang-debug asan-ubsan tsan valgrind}
+STAGES=${PK_TEST_STAGES:-gcc-release gcc-debug clang-release clang-debug asan-ubsan tsan valgrind cortex-m}
 JOBS=$(nproc 2>/dev/null || echo 2)
 VALGRIND_OPTS="-q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite"
 
 passed=0 failed=0 results=()
+
+# run_cortex_m: the cortex-m stage; its counts are cortex_m.sh's last line.
+run_cortex_m() {
+  local dir=build/test/cortex-m start=$SECONDS p=0 f=1 counts status
+  echo "=== cortex-m"
+  mkdir -p "$dir"
+  scripts/cortex_m.sh "$dir" 2>&1 | tee "$dir/stage.log"
+  local rc=${PIPESTATUS[0]}
+  counts=$(tail -n 1 "$dir/stage.log" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p')
+  [ -n "$counts" ] && read -r p f <<<"$counts"
+  [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+  if [ "$f" -eq 0 ]; then status="ok"; else status="FAILED"; fi
+  passed=$((passed + p)) failed=$((failed + f))
+  results+=("$(printf '%-14s %s: %d passed, %d failed (%d s)' cortex-m "$status" "$p" "$f" $((SECONDS - start)))")
+}
 
 # run_stage NAME: one stage; adds its counts to passed/failed and a line to results.
 run_stage() {
@@ -69,7 +86,11 @@ run_stage() {
 }
 
 for stage in $STAGES; do
-  run_stage "$stage"
+  if [ "$stage" = cortex-m ]; then
+    run_cortex_m
+  else
+    run_stage "$stage"
+  fi
 done
 
 echo "=== results"
