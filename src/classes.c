@@ -443,12 +443,17 @@ void pk_classes_stats(const pk_classes *c, pk_stats *out)
 void pk_classes_reset_peaks(pk_classes *c)
 {
     lock_set(c);
+    bool corrupt = false;
     for (size_t i = 0; i < c->n; i++) {
-        pk_pool_reset_peaks(&c->pools[i]);
+        corrupt |= pk__pool_reset_peaks_core(&c->pools[i]);
     }
     c->peak_live = c->live;
     c->peak_in_use = c->in_use;
+    const char *name = set_name(c);
     unlock_set(c);
+    if (corrupt) {
+        (void)pk_report_fault(PK_ERR_CORRUPT, name, NULL); /* a list was damaged, and rebuilt */
+    }
 }
 
 /* The set's own invariants, the pools seen through their functions (the

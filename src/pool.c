@@ -476,9 +476,8 @@ void pk_pool_stats(const pk_pool *p, pk_stats *out)
     *out = s;
 }
 
-void pk_pool_reset_peaks(pk_pool *p)
+bool pk__pool_reset_peaks_core(pk_pool *p)
 {
-    pk__lock(&p->lock);
     /* Move the free list onto the reserve: blocks freed from now on go to the
      * (empty) free list, so a draw from the reserve again means that every
      * block in circulation is live. The walk to the list's tail trusts no
@@ -509,6 +508,13 @@ void pk_pool_reset_peaks(pk_pool *p)
 #if PK_DEBUG
     p->debug.peak_live = p->debug.live;
 #endif
+    return corrupt;
+}
+
+void pk_pool_reset_peaks(pk_pool *p)
+{
+    pk__lock(&p->lock);
+    bool corrupt = pk__pool_reset_peaks_core(p);
     const char *name = pool_name(p);
     pk__unlock(&p->lock);
     if (corrupt) {

@@ -86,6 +86,11 @@ pk_status pk__pool_free_core(pk_pool *p, void *block);
 /* pk_pool_check's walk: whether every invariant holds. O(n). */
 bool pk__pool_consistent(const pk_pool *p);
 
+/* pk_pool_reset_peaks without the lock and the report: true when the free
+ * list was found damaged (then rebuilt from the usage map and counted as
+ * rejected), for the caller to report after unlocking. O(free blocks). */
+bool pk__pool_reset_peaks_core(pk_pool *p);
+
 #if PK_DEBUG
 #include "debug/hooks.h"
 

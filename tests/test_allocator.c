@@ -326,6 +326,41 @@ static void test_alloc_size_zero(void **state)
     assert_int_equal(rec.calls, 0);
 }
 
+/* A live block of 0 bytes is reallocated like any other (debug builds: its
+ * usable size is 0, as a bad pointer's is), and a failure keeps it. */
+static void test_realloc_empty_block(void **state)
+{
+    (void)state;
+    test_pool t;
+    make_pool(&t, BLOCK, 2, 0);
+    void *empty = pk_alloc(t.a, 0);
+    assert_non_null(empty);
+    unsigned char *grown = pk_realloc(t.a, empty, 10);
+    assert_non_null(grown);
+    memset(grown, 0x5a, 10);
+    assert_int_equal(stats_of(t.a).live, 1);
+    assert_int_equal(rec.calls, 0);
+    if (grown != empty) { /* moved (debug builds): the old block was freed */
+        assert_int_equal(pk_free(t.a, empty), PK_ERR_DOUBLE_FREE);
+        expect_one_fault(PK_ERR_DOUBLE_FREE, "pool", empty);
+    }
+    /* Full: the realloc fails and the empty block stays live. */
+    empty = pk_alloc(t.a, 0);
+    assert_non_null(empty);
+    assert_int_equal(stats_of(t.a).live, 2);
+    void *failed = pk_realloc(t.a, empty, BLOCK);
+    if (failed == NULL) {
+        assert_int_equal(stats_of(t.a).live, 2);
+        assert_int_equal(pk_free(t.a, empty), PK_OK);
+    } else { /* release builds: the block holds BLOCK bytes in place */
+        assert_ptr_equal(failed, empty);
+        assert_int_equal(pk_free(t.a, failed), PK_OK);
+    }
+    assert_int_equal(pk_free(t.a, grown), PK_OK);
+    assert_int_equal(rec.calls, 0);
+    assert_int_equal(pk_check(t.a), PK_OK);
+}
+
 static void test_alloc_exhaustion(void **state)
 {
     (void)state;
@@ -1250,6 +1285,7 @@ int main(void)
         T(test_realloc_within_block),
         T(test_realloc_beyond_block),
         T(test_realloc_bad_pointers),
+        T(test_realloc_empty_block),
         T(test_user_dispatch),
         T(test_user_calloc),
         T(test_user_realloc_fallback),

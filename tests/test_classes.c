@@ -874,8 +874,10 @@ static void test_check_finds_pool_damage(void **state)
 }
 
 /* A client writes into a freed block: the pool finds the damaged link at
- * alloc, reports it once with the set's name, and nothing is lost. */
-static void overwritten_link(const pk_lock *lock)
+ * alloc (or, with by_reset_peaks, when pk_classes_reset_peaks walks the
+ * list), reports it once with the set's name after unlocking, and nothing is
+ * lost. */
+static void overwritten_link(const pk_lock *lock, bool by_reset_peaks)
 {
     static const pk_class_spec specs[] = {{32, 4, 0}, {64, 4, 0}};
     init_set(&set, specs, 2, 0);
@@ -901,6 +903,18 @@ static void overwritten_link(const pk_lock *lock)
 #else
     memcpy(b[2], &wild, sizeof wild);
 #endif
+    if (by_reset_peaks) {
+        pk_classes_reset_peaks(&set);
+        expect_fault(PK_ERR_CORRUPT, NULL, "classes");
+        assert_check_ok(&set);
+        void *got[2] = {pk_classes_alloc(&set, 32), pk_classes_alloc(&set, 32)};
+        /* rebuilt: both free blocks, in either order */
+        assert_true((got[0] == b[1] && got[1] == b[2]) || (got[0] == b[2] && got[1] == b[1]));
+        assert_int_equal(class_of(&set, pk_classes_alloc(&set, 32)), 1);
+        assert_check_ok(&set);
+        assert_int_equal(faults.calls, 0);
+        return;
+    }
     assert_ptr_equal(pk_classes_alloc(&set, 32), b[2]);
     assert_null(pk_classes_alloc(&set, 32)); /* the damaged link */
     expect_fault(PK_ERR_CORRUPT, NULL, "classes");
@@ -914,9 +928,18 @@ static void overwritten_link(const pk_lock *lock)
 static void test_alloc_survives_overwritten_link(void **state)
 {
     (void)state;
-    overwritten_link(NULL);
+    overwritten_link(NULL, false);
     pk_lock l = {counting_lock, counting_unlock, &lock_calls};
-    overwritten_link(&l);
+    overwritten_link(&l, false);
+    assert_int_equal(lock_depth, 0);
+}
+
+static void test_reset_peaks_survives_overwritten_link(void **state)
+{
+    (void)state;
+    overwritten_link(NULL, true);
+    pk_lock l = {counting_lock, counting_unlock, &lock_calls};
+    overwritten_link(&l, true);
     assert_int_equal(lock_depth, 0);
 }
 
@@ -1400,6 +1423,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_check_finds_set_damage, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_check_finds_pool_damage, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_alloc_survives_overwritten_link, setup_faults, teardown_faults),
+        cmocka_unit_test_setup_teardown(test_reset_peaks_survives_overwritten_link, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_lock_taken_once_per_call, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_random_powers_of_two, setup_faults, teardown_faults),
         cmocka_unit_test_setup_teardown(test_random_steps_of_125, setup_faults, teardown_faults),

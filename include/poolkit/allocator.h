@@ -68,7 +68,9 @@ void *pk_calloc(pk_allocator *a, size_t n, size_t size);
  * failure returns NULL and p is untouched. Uses the allocator's realloc when it
  * has one; else keeps p when it already holds size bytes, or allocates, copies
  * and frees (O(size) for the copy). A pointer the allocator does not hold live
- * is reported as its free would report it, and NULL is returned. */
+ * is reported as its free would report it, and NULL is returned. Debug builds
+ * without the allocator's realloc: a block of 0 bytes is told from a bad
+ * pointer by the leaks op's walk (O(live)). */
 void *pk_realloc(pk_allocator *a, void *ptr, size_t size);
 
 /* The allocator's free: PK_OK, or the misuse found (reported once). */

@@ -25,12 +25,28 @@
  * without the lock every byte from the block up to the end of the used part
  * (the arena does not record block sizes): blocks allocated after it are
  * read too, which is a data race if their owners write them meanwhile.
+ *
+ * Debug builds (PK_DEBUG 1, README "Debug builds"): every block carries its
+ * tag and guards (PK_DEBUG_OVERHEAD_(align) more bytes, counted in in_use and
+ * in PK_ARENA_SPACE), so the arena knows its blocks. The generic view's free
+ * then releases a block: its guards are verified (PK_ERR_GUARD_CORRUPT), its
+ * bytes poisoned and kept out of use until reset (nothing is reused before,
+ * so this costs no memory); a second free is PK_ERR_DOUBLE_FREE, a pointer
+ * into a block PK_ERR_MISALIGNED_PTR. pk_arena_check verifies every live
+ * block's guards and every freed block's poison (PK_ERR_USE_AFTER_FREE);
+ * pk_arena_reset does too and reports the first damage it finds, then
+ * forgets all blocks. The view's free, realloc and usable_size find a block
+ * by walking the blocks (O(blocks since reset), under the lock); check and
+ * reset are O(blocks) too. The view's realloc of an earlier block copies
+ * exactly its bytes, under the lock. usable_size is the requested size of
+ * any live block. pk_leaks lists the blocks not freed through the view.
  */
 #ifndef POOLKIT_ARENA_H
 #define POOLKIT_ARENA_H
 
 #include "poolkit/allocator.h"
 #include "poolkit/common.h"
+#include "poolkit/debug.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -53,16 +69,24 @@ typedef struct pk_arena {
     const char *name;
     pk_lock lock;
     pk_allocator view;
+#if PK_DEBUG
+    pk_debug_state debug;
+#endif
 } pk_arena;
 
 /* The most bytes one allocation of `size` bytes aligned to `align` (0 =
  * alignof(max_align_t)) consumes, padding included, wherever the arena
- * stands: max(size, 1) + align - 1. A buffer of the sum of PK_ARENA_SPACE over
- * a sequence of allocations always serves them all, whatever its address. A
- * constant expression when the arguments are. */
-#define PK_ARENA_SPACE(size, align)                                                  \
-    (((size_t)(size) != 0 ? (size_t)(size) : (size_t)1) +                            \
-     ((size_t)(align) != 0 ? (size_t)(align) : (size_t)PK_MAX_ALIGN) - 1u)
+ * stands: max(size, 1) + align - 1 (debug builds: size + the tag and guards,
+ * PK_DEBUG_OVERHEAD_(align), + align - 1). A buffer of the sum of
+ * PK_ARENA_SPACE over a sequence of allocations always serves them all,
+ * whatever its address. A constant expression when the arguments are. */
+#define PK_ARENA_ALIGN_(align) ((size_t)(align) != 0 ? (size_t)(align) : (size_t)PK_MAX_ALIGN)
+#if PK_DEBUG
+#define PK_ARENA_BLOCK_(size, align) ((size_t)(size) + PK_DEBUG_OVERHEAD_(align))
+#else
+#define PK_ARENA_BLOCK_(size, align) ((size_t)(size) != 0 ? (size_t)(size) : (size_t)1)
+#endif
+#define PK_ARENA_SPACE(size, align) (PK_ARENA_BLOCK_((size), PK_ARENA_ALIGN_(align)) + PK_ARENA_ALIGN_(align) - 1u)
 
 /* Makes an empty, unsealed arena of the size bytes at buf (buf may have any
  * alignment). O(1); the buffer is not touched. Capacity is size bytes.
@@ -156,6 +180,12 @@ pk_status pk_arena_set_lock(pk_arena *a, const pk_lock *lock);
  * - pk_stats_get, pk_check and pk_name are pk_arena_stats, pk_arena_check and
  *   the name. */
 pk_allocator *pk_arena_allocator(pk_arena *a);
+
+/* Debug builds: the call sites (poolkit/common.h). */
+#if PK_DEBUG && !defined(PK_BUILDING_LIBRARY)
+#define pk_arena_alloc(a, size, align) PK_DEBUG_AT_(pk_arena_alloc((a), (size), (align)))
+#define pk_arena_reset(a) PK_DEBUG_AT_(pk_arena_reset(a))
+#endif
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,33 @@ void *pk_calloc(pk_allocator *a, size_t n, size_t size)
 #define PK__SITE_AGAIN() ((void)0)
 #endif
 
+#if PK_DEBUG
+typedef struct {
+    const void *ptr;
+    bool found;
+} live_search;
+
+static void find_live(const pk_leak *leak, void *ctx)
+{
+    live_search *search = ctx;
+    search->found |= leak->ptr == search->ptr;
+}
+
+/* Debug builds' usable_size is the size requested, so its 0 means a live
+ * block of 0 bytes as well as a bad pointer: the live blocks tell them apart
+ * (O(live), on that path only). */
+static bool live_empty_block(pk_allocator *a, const void *ptr)
+{
+    live_search search = {ptr, false};
+    if (a->ops->leaks != NULL) {
+        a->ops->leaks(a->self, 0, find_live, &search);
+    }
+    return search.found;
+}
+#else
+#define live_empty_block(a, ptr) ((void)(a), (void)(ptr), false)
+#endif
+
 void *pk_realloc(pk_allocator *a, void *ptr, size_t size)
 {
     PK__SITE_TAKE();
@@ -54,7 +81,7 @@ void *pk_realloc(pk_allocator *a, void *ptr, size_t size)
         return a->ops->realloc(a->self, ptr, size);
     }
     size_t old_size = a->ops->usable_size(a->self, ptr);
-    if (old_size == 0) {
+    if (old_size == 0 && !live_empty_block(a, ptr)) {
         /* Not a live block: let free report it as it would any bad free. */
         (void)a->ops->free(a->self, ptr);
         return NULL;

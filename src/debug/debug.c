@@ -613,7 +613,42 @@ unsigned char *pk__debug_pop_live(pk_debug_state *d, size_t (*granted_of)(const 
     list_remove(&d->live_first, &d->live_last, at);
     d->live--;
     d->requested -= tag->size;
+    pk__annot_takeback(user, tag->size);
     return user;
+}
+
+/* Walks one list for the tag of user, each tag verified before its links
+ * are followed, at most count of them. */
+static pk_status find_on(const unsigned char *first, size_t count, const unsigned char *user, pk_debug_tag *tag)
+{
+    size_t seen = 0;
+    for (const unsigned char *at = first; at != NULL; at = next_of(at)) {
+        tag_load(at, tag);
+        if (seen++ == count || !tag_valid(tag)) {
+            return PK_ERR_CORRUPT;
+        }
+        if (user_of(at) == user) {
+            return PK_OK;
+        }
+    }
+    return PK_ERR_MISALIGNED_PTR;
+}
+
+pk_status pk__debug_find(const pk_debug_state *d, const unsigned char *user, pk_debug_tag *tag)
+{
+    pk_status status = find_on(d->live_first, d->live, user, tag);
+    if (status == PK_ERR_MISALIGNED_PTR) {
+        status = find_on(d->held_first, d->held, user, tag);
+        return status == PK_OK ? PK_ERR_DOUBLE_FREE : status;
+    }
+    return status;
+}
+
+bool pk__debug_lists_intact(const pk_debug_state *d)
+{
+    pk_debug_tag tag;
+    return find_on(d->live_first, d->live, NULL, &tag) == PK_ERR_MISALIGNED_PTR &&
+           find_on(d->held_first, d->held, NULL, &tag) == PK_ERR_MISALIGNED_PTR;
 }
 
 void pk__debug_open(const void *p, size_t n)

@@ -135,7 +135,14 @@ pk_status pk__debug_check_block(const unsigned char *user, size_t granted, pk_de
  * else PK_OK), then rewritten; new bytes new-filled; requested follows.
  * pop_live: takes the oldest live block off the list (an allocator freeing
  * everything at once), its guards verified (*damaged: PK_ERR_GUARD_CORRUPT,
- * else PK_OK; *tag its tag); returns its user pointer, NULL when none.
+ * else PK_OK; *tag its tag), its user bytes taken back from the tools;
+ * returns its user pointer, NULL when none.
+ * find: what user is, for an allocator that knows no block boundaries (the
+ * arena): PK_OK a live block, PK_ERR_DOUBLE_FREE a block retired to the
+ * quarantine (*tag its tag, both), PK_ERR_MISALIGNED_PTR on neither list,
+ * PK_ERR_CORRUPT when a tag met on the way is damaged. O(blocks): it walks
+ * the lists, as reading a tag at a pointer that may be inside a block would
+ * close the client's bytes to the tools.
  * open: bytes go back to the allocator (opened to ASan and Valgrind), e.g.
  * a slab given back to its page source or an arena reset. */
 unsigned char *pk__debug_setup_kept(pk_debug_state *d, unsigned char *raw, size_t granted, size_t size,
@@ -144,6 +151,10 @@ pk_status pk__debug_release(pk_debug_state *d, unsigned char *user, size_t grant
 pk_status pk__debug_resize(pk_debug_state *d, unsigned char *user, size_t old_granted, size_t size, size_t granted);
 unsigned char *pk__debug_pop_live(pk_debug_state *d, size_t (*granted_of)(const void *self, const unsigned char *raw),
                                   const void *self, pk_debug_tag *tag, pk_status *damaged);
+pk_status pk__debug_find(const pk_debug_state *d, const unsigned char *user, pk_debug_tag *tag);
+/* Whether every tag on both lists is valid and the counts hold: then the
+ * lists can be taken apart (pop_live, evict) whatever the guards say. O(blocks). */
+bool pk__debug_lists_intact(const pk_debug_state *d);
 void pk__debug_open(const void *p, size_t n);
 
 /* release for a live block whose tag was overwritten (an underflow past the

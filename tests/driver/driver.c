@@ -473,6 +473,9 @@ static void expect_rejected_free(misuse *m, const char *case_name, void *ptr, pk
     }
 }
 
+/* Blocks the capacity check can count at any size (see below). */
+#define CAPACITY_TABLE 4096u
+
 unsigned pk_driver_misuse(pk_allocator *a, const pk_misuse_config *cfg)
 {
     misuse m;
@@ -515,16 +518,36 @@ unsigned pk_driver_misuse(pk_allocator *a, const pk_misuse_config *cfg)
         expect_rejected_free(&m, "double free after the pool emptied", p, PK_ERR_DOUBLE_FREE);
     }
 
-    /* Nothing was lost: every block can still be had, and given back. */
-    if (cfg->capacity_blocks != 0) {
+    /* Nothing was lost: every block can still be had, and given back. The
+     * blocks are kept in a table, or when more than it holds, chained
+     * through themselves (blocks of a pointer or more: writing a link into a
+     * smaller one would overflow it). */
+    if (cfg->capacity_blocks > CAPACITY_TABLE && cfg->alloc_size < sizeof(void *)) {
+        misuse_fail(&m, "capacity", "too many blocks to count at this size (see CAPACITY_TABLE)");
+    } else if (cfg->capacity_blocks != 0) {
+        static void *table[CAPACITY_TABLE];
+        bool chained = cfg->capacity_blocks > CAPACITY_TABLE;
         size_t got = 0;
         void *head = NULL;
         for (void *b; (b = pk_alloc(a, cfg->alloc_size)) != NULL; got++) {
-            memcpy(b, &head, sizeof head); /* chain the blocks through themselves */
-            head = b;
+            if (chained) {
+                memcpy(b, &head, sizeof head);
+                head = b;
+            } else if (got < CAPACITY_TABLE) {
+                table[got] = b;
+            } else { /* more than the capacity: counted, given back, and enough */
+                (void)pk_free(a, b);
+                got++;
+                break;
+            }
         }
         if (got != cfg->capacity_blocks) {
             misuse_fail(&m, "capacity", "blocks lost after the misuse");
+        }
+        for (size_t i = 0; !chained && i < got && i < CAPACITY_TABLE; i++) {
+            if (pk_free(a, table[i]) != PK_OK) {
+                misuse_fail(&m, "capacity", "free refused");
+            }
         }
         while (head != NULL) {
             void *next;

@@ -82,7 +82,8 @@ typedef struct {
     size_t region_size;
     size_t alloc_size;           /* size of the blocks to play with */
     bool catches_interior;       /* an interior pointer is reported as MISALIGNED_PTR */
-    size_t capacity_blocks;      /* blocks of alloc_size it can hold when empty, 0 = unknown */
+    size_t capacity_blocks;      /* blocks of alloc_size it can hold when empty, 0 = unknown (at most
+                                    4096 when alloc_size is below a pointer) */
     pk_driver_reporter report;
     void *report_ctx;
     bool skips_double_free;      /* a double free is not detectable (the arena: PK_OK) */
