@@ -8,7 +8,7 @@ NPROC := $(shell nproc 2>/dev/null || echo 2)
 # -O2 -g and the library's release mode, pinned so a stale cache can't differ.
 RELEASE := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOOLKIT_DEBUG=OFF -DPOOLKIT_SANITIZE=
 
-.PHONY: help check test test-cortex-m demo bench clean
+.PHONY: help check test test-cortex-m demo bench bench-cortex-m clean
 
 help:
 	@echo "poolkit make targets:"
@@ -17,6 +17,7 @@ help:
 	@echo "  make test    everything CI checks (scripts/test.sh; PK_TEST_STAGES=... for a subset)"
 	@echo "  make test-cortex-m  the bare-metal images on QEMU (Cortex-M3/M4F, RISC-V; scripts/cortex_m.sh)"
 	@echo "  make bench   build build/bench (-O2; its debug twin in build/bench-debug) and run scripts/bench.sh"
+	@echo "  make bench-cortex-m  code size and instructions per call on Cortex-M3 (scripts/cortex_m_bench.sh; make bench runs it)"
 	@echo "  make clean   remove build/"
 
 check:
@@ -44,6 +45,10 @@ bench:
 	CC=gcc CXX=g++ cmake -S . -B build/bench $(RELEASE) -DPOOLKIT_TESTS=OFF -DPOOLKIT_TOOLS=ON
 	cmake --build build/bench -j $(NPROC)
 	scripts/bench.sh build/bench
+
+bench-cortex-m:
+	scripts/deps.sh bench
+	scripts/cortex_m_bench.sh
 
 clean:
 	rm -rf build

@@ -36,6 +36,9 @@
 #    callgrind run per allocator and workload, counted inside the loop only,
 #    net of the harness). Tables here and build/report/bench.html.
 #    No target: the comparison is the point.
+# 6. Cortex-M3 (scripts/cortex_m_bench.sh, also `make bench-cortex-m`): each
+#    allocator's code size, and its instructions per alloc and free counted
+#    on QEMU over a random run and a constructed worst case. No target.
 set -eu
 build=${1:-build/bench}
 bench=$build/bench/bench_pool
@@ -222,6 +225,10 @@ while read -r workload allocator; do
     echo "$workload $allocator $calls $total" >>"$counts"
 done < <("$poolkit" bench --count list)
 "$poolkit" bench --instructions "$counts" --out build/report || { echo "bench.sh: poolkit bench failed" >&2; exit 2; }
+echo
+
+echo "== Cortex-M3: code size and instructions per call"
+"$source_dir/scripts/cortex_m_bench.sh" || { echo "bench.sh: scripts/cortex_m_bench.sh failed" >&2; exit 2; }
 echo
 
 if [ "$status" -eq 0 ]; then

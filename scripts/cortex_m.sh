@@ -16,22 +16,18 @@
 # (tests/cortex-m/inject.c: malloc, a failing test, a bad pointer, an
 # endless loop) must each be rejected. Prints the image sizes and ends with
 # "N passed, N failed", counting each image's own tests, each build, nm check
-# and run, and each self-test case; exits 1 if anything failed.
+# and run, and each self-test case, and the build of make bench-cortex-m's
+# images (scripts/cortex_m_bench.sh --no-trace, which prints the code-size
+# table); exits 1 if anything failed.
 set -u
 cd "$(dirname "$0")/.." || exit 2
+. scripts/cortex_m_env.sh
 out=${1:-build/cortex-m}
 
 EXPECTED_TESTS=28 # the tests of tests/cortex-m/main.c: keep in step with it
 RUN_TIMEOUT=60    # s; a run takes 2 to 25 (the debug image)
 HANG_TIMEOUT=5    # s, for the self-test's endless loop
 IMAGES="cortex-m3 cortex-m3-debug cortex-m4f rv32imac"
-
-# As CMakeLists.txt's PK_LIBRARY_WARNINGS (library and port) and PK_WARNINGS (tests).
-lib_warnings=(-Wall -Wextra -Werror -pedantic -Wconversion -Wshadow -Wstrict-prototypes
-              -Wmissing-prototypes -Wcast-align -Wundef)
-test_warnings=(-Wall -Wextra -Werror -pedantic)
-common=(-std=c11 -ffreestanding -Os -g -ffunction-sections -fdata-sections -DPK_HOSTED=0 -Iinclude)
-lib_sources=$(find src -name '*.c' -not -path 'src/hosted/*' | sort)
 
 # Any heap or stdio: the allocation functions and newlib's reentrant forms,
 # sbrk, the printf/puts/FILE families and newlib's stdio internals and
@@ -55,40 +51,6 @@ for tool in arm-none-eabi-gcc qemu-system-arm riscv64-unknown-elf-gcc qemu-syste
         exit 1
     fi
 done
-
-# configure IMAGE: the toolchain, flags, port files and board of an image.
-configure() {
-    defines=() sysinclude=()
-    case $1 in
-        cortex-m3*) arch=(-mcpu=cortex-m3 -mthumb) board=(qemu-system-arm -M mps2-an385) ;;
-        cortex-m4f) arch=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16)
-                    board=(qemu-system-arm -M mps2-an386) ;;
-        rv32imac)   arch=(-march=rv32imac -mabi=ilp32)
-                    board=(qemu-system-riscv32 -machine virt -bios none) ;;
-    esac
-    [ "$1" = cortex-m3-debug ] && defines=(-DPK_DEBUG=1)
-    if [ "$1" = rv32imac ]; then
-        tool=riscv64-unknown-elf port=port/riscv script=virt.ld
-        port_sources=(start.S trap.c semihosting.c libc/string.c)
-        sysinclude=(-isystem port/riscv/libc) # the toolchain has no C library
-        libs=(-lgcc)
-        board+=(-nographic -monitor none -semihosting)
-    else
-        tool=arm-none-eabi port=port/cortex-m script=mps2-an385.ld
-        port_sources=(startup.c semihosting.c primask_lock.c)
-        libs=(-lc_nano -lgcc) # memcpy, memset, strcmp; newlib's malloc is not reached
-        board+=(-nographic -monitor none -semihosting-config enable=on,target=native)
-    fi
-}
-
-# compile SOURCE OBJECT FLAGS...: in the background, two at a time (the
-# machine is shared); a failure leaves OBJECT.failed.
-compile() {
-    local src=$1 obj=$2
-    shift 2
-    while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
-    { "$tool-gcc" "$@" -c "$src" -o "$obj" >"$obj.log" 2>&1 || touch "$obj.failed"; } &
-}
 
 # build IMAGE DIR [INJECT FROM]: DIR/image.elf from the library, the driver,
 # the test image and the port; messages in DIR/build.log. With INJECT, the
@@ -219,6 +181,16 @@ for kind in 1 2 3 4; do
            fi ;;
     esac
 done
+
+# The code-size probes and the instruction-count image of make
+# bench-cortex-m, built (and the probes run) so that they keep working.
+start=$SECONDS
+if scripts/cortex_m_bench.sh --no-trace "$out/bench"; then
+    good
+    echo "cortex-m: the code-size probes and the measure image of make bench-cortex-m build ($((SECONDS - start)) s)"
+else
+    bad "scripts/cortex_m_bench.sh --no-trace failed"
+fi
 
 echo "cortex-m: image sizes (bytes; the tests' buffers are most of bss):"
 printf '  %-16s %6s %6s %7s\n' image text data bss

@@ -6,7 +6,8 @@
 # compiler for the bare-metal images of scripts/cortex_m.sh, chromium and
 # python3 for the report's end-to-end test), bench
 # (build + valgrind, and jemalloc, mimalloc and tcmalloc for `poolkit bench`,
-# which test also installs for the bench smoke test).
+# which test also installs for the bench smoke test; the Arm cross compiler,
+# newlib and QEMU's Arm emulator for scripts/cortex_m_bench.sh).
 # As root, installs what is missing and says so in one line; otherwise prints
 # the sudo command to run and exits 1. Prints nothing when all is there.
 set -eu
@@ -17,7 +18,7 @@ for group in "${@:-build}"; do
   case $group in
     build) wanted+=" $build" ;;
     test)  wanted+=" $build valgrind libcmocka-dev gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf qemu-system-misc chromium python3 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4" ;;
-    bench) wanted+=" $build valgrind libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4" ;;
+    bench) wanted+=" $build valgrind libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm" ;;
     *) echo "deps.sh: unknown group '$group' (build, test, bench)" >&2; exit 2 ;;
   esac
 done
