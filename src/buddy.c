@@ -284,20 +284,20 @@ pk_status pk_buddy_init(pk_buddy *b, void *buf, size_t size, size_t min_block)
 #if PK_DEBUG
     pk__debug_open(buf, size); /* ours now, whatever an allocator before left closed to the tools */
 #endif
-    pk_buddy fresh = {
-        .base = base,
-        .map = (size_t *)(void *)(base + slots * m),
-        .slots = slots,
-        .capacity = slots * m,
-        .min_block = m,
-        .base_align = (size_t)(address & (~address + 1u)),
-        .shift = pk__ctz(m),
-        .max_order = pk__log2_floor(slots),
-        .name = BUDDY_DEFAULT_NAME,
-    };
-    fresh.view.ops = &buddy_ops;
-    fresh.view.self = b;
-    *b = fresh;
+    /* Filled in place: a copy on the stack would cost firmware the size of
+     * pk_buddy (its per-order lists), some hundreds of bytes. */
+    memset(b, 0, sizeof *b);
+    b->base = base;
+    b->map = (size_t *)(void *)(base + slots * m);
+    b->slots = slots;
+    b->capacity = slots * m;
+    b->min_block = m;
+    b->base_align = (size_t)(address & (~address + 1u));
+    b->shift = pk__ctz(m);
+    b->max_order = pk__log2_floor(slots);
+    b->name = BUDDY_DEFAULT_NAME;
+    b->view.ops = &buddy_ops;
+    b->view.self = b;
     memset(b->map, 0, map_bytes(slots));
     /* The largest aligned blocks that fit: the binary digits of N. */
     size_t s = 0;

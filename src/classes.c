@@ -238,7 +238,7 @@ static PK__ALWAYS_INLINE void note_free(pk_classes *c, size_t i)
 static void *debug_alloc(pk_classes *c, size_t size, size_t align)
 {
     pk__site site = pk__debug_take_site();
-    pk__pool_faults out;
+    pk__debug_notes out;
     out.count = 0;
     void *block = NULL;
     lock_set(c);
@@ -255,7 +255,7 @@ static void *debug_alloc(pk_classes *c, size_t size, size_t align)
     }
     const char *name = set_name(c);
     unlock_set(c);
-    pk__pool_report_noted(&out, name, site);
+    pk__debug_report_notes(&out, name, site);
     return block;
 }
 
@@ -274,7 +274,7 @@ pk_status pk_classes_free(pk_classes *c, void *p)
     }
     uintptr_t addr = (uintptr_t)p;
     size_t offset = (size_t)(addr - c->first_start);
-    pk__pool_faults out;
+    pk__debug_notes out;
     out.count = 0;
     pk_status status = PK_ERR_FOREIGN_PTR;
     lock_set(c);
@@ -292,7 +292,7 @@ pk_status pk_classes_free(pk_classes *c, void *p)
     if (offset >= c->span) {
         return pk__debug_report(status, name, p, NULL, site);
     }
-    pk__pool_report_noted(&out, name, site);
+    pk__debug_report_notes(&out, name, site);
     return status;
 }
 #else

@@ -211,23 +211,10 @@ static size_t debug_prefix(const pk_pool *p)
     return pk__debug_prefix(p->align);
 }
 
-static void note_fault(pk__pool_faults *out, pk_status kind, const void *ptr, const pk_debug_tag *tag)
-{
-    if (out->count < PK__POOL_FAULTS_MAX) {
-        out->f[out->count].kind = kind;
-        out->f[out->count].ptr = ptr;
-        out->f[out->count].tagged = tag != NULL;
-        if (tag != NULL) {
-            out->f[out->count].tag = *tag;
-        }
-        out->count++;
-    }
-}
-
 /* Really frees the blocks that leave the quarantine (all of them with
  * drain), noting those whose poison was written. Each is poisoned whole, so
  * that its reuse can verify every byte after the tag. */
-static void release_held(pk_pool *p, bool drain, pk__pool_faults *out)
+static void release_held(pk_pool *p, bool drain, pk__debug_notes *out)
 {
     size_t prefix = debug_prefix(p);
     pk_status damaged;
@@ -235,14 +222,14 @@ static void release_held(pk_pool *p, bool drain, pk__pool_faults *out)
     unsigned char *raw;
     while ((raw = pk__debug_evict(&p->debug, drain, &damaged, &tag)) != NULL) {
         if (damaged != PK_OK) {
-            note_fault(out, damaged, raw + prefix, &tag);
+            pk__debug_note(out, damaged, raw + prefix, &tag);
         }
         memset(raw + prefix, PK__FILL_POISON, p->stride - prefix);
         (void)pk__pool_free_core(p, raw); /* a live block of the pool: cannot fail */
     }
 }
 
-void *pk__pool_debug_alloc(pk_pool *p, size_t size, pk__site site, pk__pool_faults *out)
+void *pk__pool_debug_alloc(pk_pool *p, size_t size, pk__site site, pk__debug_notes *out)
 {
     if (p->debug.held > 0 && live_blocks(p) == p->count) {
         release_held(p, true, out); /* the quarantine never causes a NULL */
@@ -251,19 +238,19 @@ void *pk__pool_debug_alloc(pk_pool *p, size_t size, pk__site site, pk__pool_faul
     pk_status fault;
     unsigned char *raw = pk__pool_alloc_core(p, &fault);
     if (fault != PK_OK) {
-        note_fault(out, fault, NULL, NULL);
+        pk__debug_note(out, fault, NULL, NULL);
     }
     if (raw == NULL) {
         return NULL;
     }
     size_t prefix = debug_prefix(p);
     if (p->carved == carved && pk__debug_verify_poison(raw + prefix, p->stride - prefix) != PK_OK) {
-        note_fault(out, PK_ERR_USE_AFTER_FREE, raw + prefix, NULL); /* handed out refilled */
+        pk__debug_note(out, PK_ERR_USE_AFTER_FREE, raw + prefix, NULL); /* handed out refilled */
     }
     return pk__debug_setup(&p->debug, raw, p->stride, size, p->align, site);
 }
 
-pk_status pk__pool_debug_free(pk_pool *p, void *ptr, pk__pool_faults *out)
+pk_status pk__pool_debug_free(pk_pool *p, void *ptr, pk__debug_notes *out)
 {
     unsigned char *user = ptr;
     size_t offset = (size_t)((uintptr_t)user - (uintptr_t)p->base);
@@ -281,40 +268,32 @@ pk_status pk__pool_debug_free(pk_pool *p, void *ptr, pk__pool_faults *out)
         if (status == PK_OK) {
             status = pk__debug_retire(&p->debug, user, p->stride);
             if (status != PK_OK) {
-                note_fault(out, status, user, &tag); /* freed all the same, guards restored */
+                pk__debug_note(out, status, user, &tag); /* freed all the same, guards restored */
             }
             release_held(p, false, out);
             return status;
         }
         if (status == PK_ERR_DOUBLE_FREE) {
             p->rejected++;
-            note_fault(out, status, user, &tag);
+            pk__debug_note(out, status, user, &tag);
             return status;
         }
         status = PK_ERR_CORRUPT; /* a live block whose tag was overwritten: kept live */
     }
     p->rejected++;
-    note_fault(out, status, user, NULL);
+    pk__debug_note(out, status, user, NULL);
     return status;
-}
-
-void pk__pool_report_noted(const pk__pool_faults *out, const char *name, pk__site site)
-{
-    for (size_t i = 0; i < out->count; i++) {
-        (void)pk__debug_report(out->f[i].kind, name, out->f[i].ptr, out->f[i].tagged ? &out->f[i].tag : NULL,
-                               site);
-    }
 }
 
 static void *debug_alloc(pk_pool *p, size_t size)
 {
     pk__site site = pk__debug_take_site();
-    pk__pool_faults out = {0};
+    pk__debug_notes out = {0};
     pk__lock(&p->lock);
     void *block = pk__pool_debug_alloc(p, size, site, &out);
     const char *name = pool_name(p);
     pk__unlock(&p->lock);
-    pk__pool_report_noted(&out, name, site);
+    pk__debug_report_notes(&out, name, site);
     return block;
 }
 
@@ -388,12 +367,12 @@ pk_status pk_pool_free(pk_pool *p, void *block)
     if (block == NULL) {
         return PK_OK;
     }
-    pk__pool_faults out = {0};
+    pk__debug_notes out = {0};
     pk__lock(&p->lock);
     pk_status status = pk__pool_debug_free(p, block, &out);
     const char *name = pool_name(p);
     pk__unlock(&p->lock);
-    pk__pool_report_noted(&out, name, site);
+    pk__debug_report_notes(&out, name, site);
     return status;
 #else
     return pk__pool_push_fast(p, block) ? PK_OK : free_slow(p, block);

@@ -92,31 +92,16 @@ bool pk__pool_consistent(const pk_pool *p);
 bool pk__pool_reset_peaks_core(pk_pool *p);
 
 #if PK_DEBUG
-#include "debug/hooks.h"
+#include "debug/notes.h"
 
-/* The faults one debug call found, to report after unlocking: the call's own
- * misuse, and the quarantined blocks it released with their poison written. */
-#define PK__POOL_FAULTS_MAX (PK_QUARANTINE_SIZE + 3)
-typedef struct {
-    size_t count;
-    struct {
-        pk_status kind;
-        const void *ptr;
-        bool tagged;
-        pk_debug_tag tag;
-    } f[PK__POOL_FAULTS_MAX];
-} pk__pool_faults;
-
-/* The debug cores (locking and reporting as the cores above): a block of
+/* The debug cores (locking as the cores above; the faults found, the call's
+ * own misuse and the quarantined blocks released with their poison written,
+ * are noted in *out for the caller to report after unlocking): a block of
  * size bytes (<= the block size) laid out with tag and guards, a use after
  * free of the block reused noted; and a free, whose status is the call's
  * (PK_ERR_GUARD_CORRUPT: freed all the same). */
-void *pk__pool_debug_alloc(pk_pool *p, size_t size, pk__site site, pk__pool_faults *out);
-pk_status pk__pool_debug_free(pk_pool *p, void *ptr, pk__pool_faults *out);
-
-/* Reports the faults noted by one call, in order, with name and the call's
- * site; call it with no lock held. */
-void pk__pool_report_noted(const pk__pool_faults *out, const char *name, pk__site site);
+void *pk__pool_debug_alloc(pk_pool *p, size_t size, pk__site site, pk__debug_notes *out);
+pk_status pk__pool_debug_free(pk_pool *p, void *ptr, pk__debug_notes *out);
 
 /* pk_pool_check's debug part, after pk__pool_consistent said true: the
  * counts of the debug lists against the pool's, then every live block's tag

@@ -29,7 +29,8 @@ extern "C" {
 
 /* pk_leak and pk_leak_fn are in poolkit/allocator.h (the generic view walks leaks). */
 
-/* Calls cb for every live allocation of a, oldest first. O(live); holds the
+/* Calls cb for every live allocation of a, oldest first (the lock-free
+ * pool, which keeps no list, in block order). O(live); holds the
  * allocator's lock throughout, so cb must not call a. Release builds: calls
  * nothing. */
 void pk_leaks(pk_allocator *a, pk_leak_fn cb, void *ctx);

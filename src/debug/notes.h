@@ -3,7 +3,9 @@
  * is released (hooks.h: the hooks report nothing themselves). One call can
  * find its own misuse and the poison written in each quarantined block it
  * releases; each is reported once, in order, with the call's site.
- * Used by the variable-size allocators (heap, fit); header-only.
+ * Used by pool (and classes), buddy, heap and fit; header-only. A note keeps
+ * only what the report prints of the block's tag, so that the notes, on the
+ * stack of every debug call, stay small (a few hundred bytes).
  */
 #ifndef POOLKIT_DEBUG_NOTES_H
 #define POOLKIT_DEBUG_NOTES_H
@@ -18,10 +20,12 @@
 typedef struct {
     size_t count;
     struct {
-        pk_status kind;
         const void *ptr;
+        const char *file; /* the block's allocation site and owner, from its tag */
+        int32_t line;
+        uint32_t owner;
+        pk_status kind;
         bool tagged;
-        pk_debug_tag tag;
     } f[PK__DEBUG_NOTES_MAX];
 } pk__debug_notes;
 
@@ -32,9 +36,9 @@ static inline void pk__debug_note(pk__debug_notes *n, pk_status kind, const void
         n->f[n->count].kind = kind;
         n->f[n->count].ptr = ptr;
         n->f[n->count].tagged = tag != NULL;
-        if (tag != NULL) {
-            n->f[n->count].tag = *tag;
-        }
+        n->f[n->count].file = tag != NULL ? tag->file : NULL;
+        n->f[n->count].line = tag != NULL ? tag->line : 0;
+        n->f[n->count].owner = tag != NULL ? tag->owner : 0;
         n->count++;
     }
 }
@@ -43,7 +47,8 @@ static inline void pk__debug_note(pk__debug_notes *n, pk_status kind, const void
 static inline void pk__debug_report_notes(const pk__debug_notes *n, const char *allocator, pk__site call)
 {
     for (size_t i = 0; i < n->count; i++) {
-        (void)pk__debug_report(n->f[i].kind, allocator, n->f[i].ptr, n->f[i].tagged ? &n->f[i].tag : NULL, call);
+        pk_debug_tag site = {.file = n->f[i].file, .line = n->f[i].line, .owner = n->f[i].owner};
+        (void)pk__debug_report(n->f[i].kind, allocator, n->f[i].ptr, n->f[i].tagged ? &site : NULL, call);
     }
 }
 
