@@ -758,7 +758,8 @@ static void *debug_alloc_locked(pk_buddy *b, size_t size, size_t align, pk__site
 
 static void *debug_alloc(pk_buddy *b, size_t size, size_t align, pk__site site)
 {
-    pk__debug_notes n = {0};
+    pk__debug_notes n;
+    n.count = 0;
     pk__lock(&b->lock);
     void *p = debug_alloc_locked(b, size, align, site, &n);
     const char *name = buddy_name(b);
@@ -837,7 +838,8 @@ static pk_status debug_free(pk_buddy *b, void *p, pk__site site)
     if (p == NULL) {
         return PK_OK;
     }
-    pk__debug_notes n = {0};
+    pk__debug_notes n;
+    n.count = 0;
     pk_debug_tag tag;
     unsigned char *raw = NULL;
     bool tagged = false;
@@ -980,7 +982,8 @@ void *pk__buddy_page_get(pk_buddy *b, size_t size, size_t align)
         return pk_buddy_alloc_aligned(b, size, align); /* rejects it */
     }
     size_t need = align > b->min_block && align > size ? align : size;
-    pk__debug_notes n = {0};
+    pk__debug_notes n;
+    n.count = 0;
     pk__lock(&b->lock);
     void *page = NULL;
     if (align > b->min_block && align > b->base_align) {

@@ -288,7 +288,8 @@ pk_status pk__pool_debug_free(pk_pool *p, void *ptr, pk__debug_notes *out)
 static void *debug_alloc(pk_pool *p, size_t size)
 {
     pk__site site = pk__debug_take_site();
-    pk__debug_notes out = {0};
+    pk__debug_notes out;
+    out.count = 0;
     pk__lock(&p->lock);
     void *block = pk__pool_debug_alloc(p, size, site, &out);
     const char *name = pool_name(p);
@@ -367,7 +368,8 @@ pk_status pk_pool_free(pk_pool *p, void *block)
     if (block == NULL) {
         return PK_OK;
     }
-    pk__debug_notes out = {0};
+    pk__debug_notes out;
+    out.count = 0;
     pk__lock(&p->lock);
     pk_status status = pk__pool_debug_free(p, block, &out);
     const char *name = pool_name(p);

@@ -93,24 +93,31 @@ static inline const unsigned char *user_of(const unsigned char *tag)
     return tag + sizeof(pk_debug_tag) + PK_GUARD_SIZE;
 }
 
-static uint32_t tag_hash(const pk_debug_tag *t)
+/* One step of tag_hash: the field xored in, multiplied by an odd constant,
+ * rotated. Each step is a bijection of the state, so a change to any one
+ * field changes all 64 bits folded at the end; the rotation brings the high
+ * bits, which a multiplication leaves alone, down into the next step. */
+static inline uint64_t hash_step(uint64_t h, uint64_t field)
 {
-    /* FNV-1a over the fields that identify the block. */
-    uint32_t h = 2166136261u;
-    const uintptr_t words[] = {(uintptr_t)t->file, (uintptr_t)t->seq, (uintptr_t)(t->seq >> 16 >> 16),
-                               (uintptr_t)t->size, (uintptr_t)t->pad, (uintptr_t)t->owner,
-                               (uintptr_t)(uint32_t)t->line, (uintptr_t)t->state};
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
-        uintptr_t w = words[i];
-        for (size_t b = 0; b < sizeof w; b++) {
-            h = (h ^ (uint32_t)(w & 0xFFu)) * 16777619u;
-            w >>= 8;
-        }
-    }
-    return h;
+    h = (h ^ field) * 0x9E3779B97F4A7C15u;
+    return h << 27 | h >> 37;
 }
 
-/* Tags are closed to the tools (annotate.h) but while the hooks use them. */
+static uint32_t tag_hash(const pk_debug_tag *t)
+{
+    uint64_t h = hash_step(0x243F6A8885A308D3u, (uint64_t)(uintptr_t)t->file);
+    h = hash_step(h, t->seq);
+    h = hash_step(h, (uint64_t)t->size);
+    h = hash_step(h, (uint64_t)t->pad);
+    h = hash_step(h, (uint64_t)t->owner << 32 | (uint32_t)t->line);
+    h = hash_step(h, t->state);
+    return (uint32_t)(h ^ h >> 32);
+}
+
+/* Tags are closed to the tools (annotate.h) but while the hooks use them. A
+ * hook that does more with a block than read its tag opens the block's
+ * metadata once (open_block) and uses tag_write and the links in place; the
+ * rest open a tag, or one link of it, around each access. */
 static inline void tag_load(const unsigned char *at, pk_debug_tag *t)
 {
     pk__annot_open(at, sizeof *t);
@@ -118,11 +125,17 @@ static inline void tag_load(const unsigned char *at, pk_debug_tag *t)
     pk__annot_close(at, sizeof *t);
 }
 
-static inline void tag_store(unsigned char *at, pk_debug_tag *t)
+/* Seals t with its hash and writes it at `at`, which the caller has open. */
+static inline void tag_write(unsigned char *at, pk_debug_tag *t)
 {
     t->check = tag_hash(t);
-    pk__annot_open(at, sizeof *t);
     memcpy(at, t, sizeof *t);
+}
+
+static inline void tag_store(unsigned char *at, pk_debug_tag *t)
+{
+    pk__annot_open(at, sizeof *t);
+    tag_write(at, t);
     pk__annot_close(at, sizeof *t);
 }
 
@@ -131,44 +144,59 @@ static bool tag_valid(const pk_debug_tag *t)
     return (t->state == TAG_LIVE || t->state == TAG_HELD) && t->check == tag_hash(t);
 }
 
-/* Links of the tag at `at`, read and written in place. */
+enum { LINK_PREV = offsetof(pk_debug_tag, prev), LINK_NEXT = offsetof(pk_debug_tag, next) };
+
+/* A link (LINK_PREV or LINK_NEXT) of the tag at `at`, read and written in
+ * place in a tag the caller has open. */
+static unsigned char *link_of(const unsigned char *at, size_t link)
+{
+    unsigned char *to;
+    memcpy(&to, at + link, sizeof to);
+    return to;
+}
+
+static void set_link(unsigned char *at, size_t link, unsigned char *to)
+{
+    memcpy(at + link, &to, sizeof to);
+}
+
+/* The links of a closed tag: the link opened around the access. */
 static unsigned char *next_of(const unsigned char *at)
 {
-    unsigned char *next;
-    pk__annot_open(at + offsetof(pk_debug_tag, next), sizeof next);
-    memcpy(&next, at + offsetof(pk_debug_tag, next), sizeof next);
-    pk__annot_close(at + offsetof(pk_debug_tag, next), sizeof next);
+    pk__annot_open(at + LINK_NEXT, sizeof(unsigned char *));
+    unsigned char *next = link_of(at, LINK_NEXT);
+    pk__annot_close(at + LINK_NEXT, sizeof(unsigned char *));
     return next;
 }
 
 static unsigned char *prev_of(const unsigned char *at)
 {
-    unsigned char *prev;
-    pk__annot_open(at + offsetof(pk_debug_tag, prev), sizeof prev);
-    memcpy(&prev, at + offsetof(pk_debug_tag, prev), sizeof prev);
-    pk__annot_close(at + offsetof(pk_debug_tag, prev), sizeof prev);
+    pk__annot_open(at + LINK_PREV, sizeof(unsigned char *));
+    unsigned char *prev = link_of(at, LINK_PREV);
+    pk__annot_close(at + LINK_PREV, sizeof(unsigned char *));
     return prev;
 }
 
 static void set_next(unsigned char *at, unsigned char *next)
 {
-    pk__annot_open(at + offsetof(pk_debug_tag, next), sizeof next);
-    memcpy(at + offsetof(pk_debug_tag, next), &next, sizeof next);
-    pk__annot_close(at + offsetof(pk_debug_tag, next), sizeof next);
+    pk__annot_open(at + LINK_NEXT, sizeof next);
+    set_link(at, LINK_NEXT, next);
+    pk__annot_close(at + LINK_NEXT, sizeof next);
 }
 
 static void set_prev(unsigned char *at, unsigned char *prev)
 {
-    pk__annot_open(at + offsetof(pk_debug_tag, prev), sizeof prev);
-    memcpy(at + offsetof(pk_debug_tag, prev), &prev, sizeof prev);
-    pk__annot_close(at + offsetof(pk_debug_tag, prev), sizeof prev);
+    pk__annot_open(at + LINK_PREV, sizeof prev);
+    set_link(at, LINK_PREV, prev);
+    pk__annot_close(at + LINK_PREV, sizeof prev);
 }
 
-/* A doubly linked list of tags (first, last). */
+/* A doubly linked list of tags (first, last). The tag at `at` is open (its
+ * hook opened it); its neighbours' are not. */
 static void list_append(unsigned char **first, unsigned char **last, unsigned char *at)
 {
-    set_prev(at, *last);
-    set_next(at, NULL);
+    set_link(at, LINK_PREV, *last);
+    set_link(at, LINK_NEXT, NULL);
     if (*last != NULL) {
         set_next(*last, at);
     } else {
@@ -179,8 +207,8 @@ static void list_append(unsigned char **first, unsigned char **last, unsigned ch
 
 static void list_remove(unsigned char **first, unsigned char **last, unsigned char *at)
 {
-    unsigned char *prev = prev_of(at);
-    unsigned char *next = next_of(at);
+    unsigned char *prev = link_of(at, LINK_PREV);
+    unsigned char *next = link_of(at, LINK_NEXT);
     if (prev != NULL) {
         set_next(prev, next);
     } else {
@@ -199,14 +227,24 @@ bool pk__debug_raw_size(size_t size, size_t align, size_t *raw_size)
     return !pk__add_overflows(size, overhead, raw_size);
 }
 
+/* The first machine word is compared with the pattern (memcpy: the memory's
+ * type is the client's), then each byte with the byte a word before it: one
+ * memcmp of the range against itself shifted, which libc does many bytes at a
+ * time. */
 static bool all_bytes(const unsigned char *p, size_t n, unsigned char value)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] != value) {
-            return false;
+    const uintptr_t pattern = UINTPTR_MAX / 0xFFu * value;
+    if (n < sizeof pattern) {
+        for (size_t i = 0; i < n; i++) {
+            if (p[i] != value) {
+                return false;
+            }
         }
+        return true;
     }
-    return true;
+    uintptr_t first;
+    memcpy(&first, p, sizeof first);
+    return first == pattern && (n == sizeof pattern || memcmp(p, p + sizeof pattern, n - sizeof pattern) == 0);
 }
 
 /* all_bytes over bytes closed to the tools: opened for the read, closed again. */
@@ -218,10 +256,93 @@ static bool closed_bytes(const unsigned char *p, size_t n, unsigned char value)
     return same;
 }
 
-/* Lays out a fresh block (setup without the lists): guards, padding and tail
- * filled and closed to the tools, user new-filled and handed out to them,
- * the tag written (its links NULL). */
-static unsigned char *lay_out(unsigned char *raw, size_t granted, size_t size, size_t align, pk__site site)
+/* The bytes past a live block's user bytes that hold the guard fill: the
+ * rear guard and the tail up to granted (granted 0: the rear guard only). */
+static size_t rear_bytes(const unsigned char *user, const pk_debug_tag *t, size_t granted)
+{
+    return granted != 0 ? granted - (size_t)(user - (tag_at(user) - t->pad)) - t->size : PK_GUARD_SIZE;
+}
+
+/* Whether a live block's padding, front guard and rear bytes hold the guard
+ * fill (the caller has them open); fill_guards writes it again. */
+static bool guards_hold(const unsigned char *user, const pk_debug_tag *t, size_t rear)
+{
+    return all_bytes(tag_at(user) - t->pad, t->pad, PK__FILL_GUARD) &&
+           all_bytes(user - PK_GUARD_SIZE, PK_GUARD_SIZE, PK__FILL_GUARD) &&
+           all_bytes(user + t->size, rear, PK__FILL_GUARD);
+}
+
+static void fill_guards(unsigned char *user, const pk_debug_tag *t, size_t rear)
+{
+    memset(tag_at(user) - t->pad, PK__FILL_GUARD, t->pad);
+    memset(user - PK_GUARD_SIZE, PK__FILL_GUARD, PK_GUARD_SIZE);
+    memset(user + t->size, PK__FILL_GUARD, rear);
+}
+
+/* Verifies a live block's guards (open), restoring them when damaged:
+ * PK_ERR_GUARD_CORRUPT, else PK_OK. */
+static pk_status mend_guards(unsigned char *user, const pk_debug_tag *t, size_t rear)
+{
+    if (guards_hold(user, t, rear)) {
+        return PK_OK;
+    }
+    fill_guards(user, t, rear);
+    return PK_ERR_GUARD_CORRUPT;
+}
+
+/* A live block's padding, front guard and rear bytes, opened to the hooks
+ * and closed again, its tag left closed. */
+static void open_guards(const unsigned char *user, const pk_debug_tag *t, size_t rear)
+{
+    pk__annot_open(tag_at(user) - t->pad, t->pad);
+    pk__annot_open(user - PK_GUARD_SIZE, PK_GUARD_SIZE);
+    pk__annot_open(user + t->size, rear);
+}
+
+static void close_guards(const unsigned char *user, const pk_debug_tag *t, size_t rear)
+{
+    pk__annot_close(tag_at(user) - t->pad, t->pad);
+    pk__annot_close(user - PK_GUARD_SIZE, PK_GUARD_SIZE);
+    pk__annot_close(user + t->size, rear);
+}
+
+/* guards_hold for a block whose guards are closed (granted: as rear_bytes). */
+static bool guards_intact(const unsigned char *user, const pk_debug_tag *t, size_t granted)
+{
+    size_t rear = rear_bytes(user, t, granted);
+    open_guards(user, t, rear);
+    bool intact = guards_hold(user, t, rear);
+    close_guards(user, t, rear);
+    return intact;
+}
+
+/* A live block's metadata, for a hook that reads its tag, checks its guards
+ * and moves it between lists: padding, tag, front guard and the rear bytes
+ * opened in two ranges (not one per access), *t its tag; returns the rear
+ * bytes. close_block closes what open_block opened, but for the rear bytes
+ * past `rear`. */
+static size_t open_block(const unsigned char *user, pk_debug_tag *t, size_t granted)
+{
+    const unsigned char *at = tag_at(user);
+    pk__annot_open(at, sizeof *t + PK_GUARD_SIZE);
+    memcpy(t, at, sizeof *t);
+    size_t rear = rear_bytes(user, t, granted);
+    pk__annot_open(at - t->pad, t->pad);
+    pk__annot_open(user + t->size, rear);
+    return rear;
+}
+
+static void close_block(const unsigned char *user, const pk_debug_tag *t, size_t rear)
+{
+    pk__annot_close(tag_at(user) - t->pad, t->pad + sizeof *t + PK_GUARD_SIZE);
+    pk__annot_close(user + t->size, rear);
+}
+
+/* Lays out a fresh block: guards, padding and tail filled and closed to the
+ * tools, user new-filled and handed out to them, the tag written and put on
+ * d's live list (d NULL: on none, its links NULL). */
+static unsigned char *lay_out(pk_debug_state *d, unsigned char *raw, size_t granted, size_t size, size_t align,
+                              pk__site site)
 {
     size_t prefix = pk__debug_prefix(align);
     unsigned char *user = raw + prefix;
@@ -241,7 +362,10 @@ static unsigned char *lay_out(unsigned char *raw, size_t granted, size_t size, s
         .owner = owner_source != NULL ? owner_source() : thread_owner,
         .state = TAG_LIVE,
     };
-    tag_store(tag, &t);
+    tag_write(tag, &t);
+    if (d != NULL) {
+        list_append(&d->live_first, &d->live_last, tag);
+    }
     pk__annot_close(raw, prefix);
     pk__annot_close(user + size, granted - prefix - size);
     pk__annot_handout(user, size);
@@ -251,9 +375,7 @@ static unsigned char *lay_out(unsigned char *raw, size_t granted, size_t size, s
 unsigned char *pk__debug_setup(pk_debug_state *d, unsigned char *raw, size_t granted, size_t size,
                                size_t align, pk__site site)
 {
-    unsigned char *user = lay_out(raw, granted, size, align, site);
-    unsigned char *tag = tag_at(user);
-    list_append(&d->live_first, &d->live_last, tag);
+    unsigned char *user = lay_out(d, raw, granted, size, align, site);
     d->live++;
     d->requested += size;
     if (d->live > d->peak_live) {
@@ -276,59 +398,25 @@ pk_status pk__debug_inspect(const unsigned char *user, pk_debug_tag *tag, unsign
     return PK_OK;
 }
 
-/* Verifies and restores the guard bytes around a live block: padding, front
- * guard, rear guard and tail up to granted. */
-static bool guards_intact(const unsigned char *user, const pk_debug_tag *t, size_t granted)
-{
-    const unsigned char *at = tag_at(user);
-    const unsigned char *raw = at - t->pad;
-    size_t after = granted != 0 ? granted - (size_t)(user - raw) - t->size : PK_GUARD_SIZE;
-    return closed_bytes(raw, t->pad, PK__FILL_GUARD) &&
-           closed_bytes(user - PK_GUARD_SIZE, PK_GUARD_SIZE, PK__FILL_GUARD) &&
-           closed_bytes(user + t->size, after, PK__FILL_GUARD);
-}
-
-/* Verifies a live block's guards, padding and tail, restoring them when
- * damaged (PK_ERR_GUARD_CORRUPT, else PK_OK), then poisons its user bytes. */
-static pk_status restore_and_poison(unsigned char *user, const pk_debug_tag *t, size_t granted)
-{
-    pk_status status = PK_OK;
-    if (!guards_intact(user, t, granted)) {
-        status = PK_ERR_GUARD_CORRUPT;
-        unsigned char *raw = tag_at(user) - t->pad;
-        size_t after = granted - (size_t)(user - raw) - t->size;
-        pk__annot_open(raw, t->pad);
-        memset(raw, PK__FILL_GUARD, t->pad);
-        pk__annot_close(raw, t->pad);
-        pk__annot_open(user - PK_GUARD_SIZE, PK_GUARD_SIZE);
-        memset(user - PK_GUARD_SIZE, PK__FILL_GUARD, PK_GUARD_SIZE);
-        pk__annot_close(user - PK_GUARD_SIZE, PK_GUARD_SIZE);
-        pk__annot_open(user + t->size, after);
-        memset(user + t->size, PK__FILL_GUARD, after);
-        pk__annot_close(user + t->size, after);
-    }
-    memset(user, PK__FILL_POISON, t->size);
-    return status;
-}
-
 pk_status pk__debug_retire(pk_debug_state *d, unsigned char *user, size_t granted)
 {
     unsigned char *at = tag_at(user);
     pk_debug_tag t;
-    tag_load(at, &t);
-    pk_status status = restore_and_poison(user, &t, granted);
-    /* Closed while quarantined, but for the tail past the rear guard, which
-     * evict cannot find again (it knows no granted size): opened now, it is
-     * the allocator's again once the block leaves the quarantine. */
-    pk__annot_takeback(user, t.size);
-    pk__annot_open(user + t.size + PK_GUARD_SIZE, granted - (size_t)(user - (at - t.pad)) - t.size - PK_GUARD_SIZE);
+    size_t rear = open_block(user, &t, granted);
+    pk_status status = mend_guards(user, &t, rear);
+    memset(user, PK__FILL_POISON, t.size);
     list_remove(&d->live_first, &d->live_last, at);
     d->live--;
     d->requested -= t.size;
     t.state = TAG_HELD;
-    tag_store(at, &t);
+    tag_write(at, &t);
     list_append(&d->held_first, &d->held_last, at);
     d->held++;
+    /* Closed while quarantined, but for the tail past the rear guard, which
+     * evict cannot find again (it knows no granted size): left open, it is
+     * the allocator's again once the block leaves the quarantine. */
+    close_block(user, &t, PK_GUARD_SIZE);
+    pk__annot_takeback(user, t.size);
     return status;
 }
 
@@ -339,12 +427,13 @@ unsigned char *pk__debug_evict(pk_debug_state *d, bool drain, pk_status *damaged
     if (at == NULL || (!drain && d->live != 0 && d->held <= PK_QUARANTINE_SIZE)) {
         return NULL;
     }
-    list_remove(&d->held_first, &d->held_last, at);
-    d->held--;
-    tag_load(at, tag);
+    pk__annot_open(at, sizeof *tag);
+    memcpy(tag, at, sizeof *tag);
     /* The allocator's again from here on: padding, tag, guards and user
      * bytes opened to the tools (the tail was at retire). */
-    pk__annot_open(at - tag->pad, tag->pad + sizeof(pk_debug_tag) + PK_GUARD_SIZE + tag->size + PK_GUARD_SIZE);
+    pk__annot_open(at - tag->pad, tag->pad + sizeof *tag + PK_GUARD_SIZE + tag->size + PK_GUARD_SIZE);
+    list_remove(&d->held_first, &d->held_last, at);
+    d->held--;
     if (!all_bytes(user_of(at), tag->size, PK__FILL_POISON)) {
         *damaged = PK_ERR_USE_AFTER_FREE;
     }
@@ -461,20 +550,16 @@ pk_status pk__debug_report(pk_status kind, const char *allocator, const void *pt
 unsigned char *pk__debug_setup_unlisted(unsigned char *raw, size_t granted, size_t size, size_t align,
                                         pk__site site)
 {
-    return lay_out(raw, granted, size, align, site);
+    return lay_out(NULL, raw, granted, size, align, site);
 }
 
 pk_status pk__debug_retire_unlisted(unsigned char *user, size_t granted, pk_debug_tag *tag)
 {
-    unsigned char *at = tag_at(user);
-    tag_load(at, tag);
-    pk_status status = restore_and_poison(user, tag, granted);
-    unsigned char *raw = at - tag->pad;
-    size_t after = granted - (size_t)(user - raw) - tag->size;
-    pk__annot_open(user + tag->size, after);
-    memset(user + tag->size, PK__FILL_POISON, after);
+    size_t rear = open_block(user, tag, granted);
+    pk_status status = mend_guards(user, tag, rear);
+    memset(user, PK__FILL_POISON, tag->size + rear);
     pk__annot_takeback(user, tag->size);
-    pk__annot_close(raw, granted);
+    pk__annot_close(tag_at(user) - tag->pad, granted);
     return status;
 }
 
@@ -500,17 +585,10 @@ pk_status pk__debug_check_block(const unsigned char *user, size_t granted, pk_de
  * granted 0: the rear guard only) of a live block whose tag is t. */
 static void restore_guards(unsigned char *user, const pk_debug_tag *t, size_t granted)
 {
-    unsigned char *raw = tag_at(user) - t->pad;
-    size_t after = granted != 0 ? granted - (size_t)(user - raw) - t->size : PK_GUARD_SIZE;
-    pk__annot_open(raw, t->pad);
-    memset(raw, PK__FILL_GUARD, t->pad);
-    pk__annot_close(raw, t->pad);
-    pk__annot_open(user - PK_GUARD_SIZE, PK_GUARD_SIZE);
-    memset(user - PK_GUARD_SIZE, PK__FILL_GUARD, PK_GUARD_SIZE);
-    pk__annot_close(user - PK_GUARD_SIZE, PK_GUARD_SIZE);
-    pk__annot_open(user + t->size, after);
-    memset(user + t->size, PK__FILL_GUARD, after);
-    pk__annot_close(user + t->size, after);
+    size_t rear = rear_bytes(user, t, granted);
+    open_guards(user, t, rear);
+    fill_guards(user, t, rear);
+    close_guards(user, t, rear);
 }
 
 unsigned char *pk__debug_setup_kept(pk_debug_state *d, unsigned char *raw, size_t granted, size_t size,
@@ -535,12 +613,12 @@ unsigned char *pk__debug_setup_kept(pk_debug_state *d, unsigned char *raw, size_
         .owner = owner_source != NULL ? owner_source() : thread_owner,
         .state = TAG_LIVE,
     };
-    tag_store(tag, &t);
+    tag_write(tag, &t);
+    list_append(&d->live_first, &d->live_last, tag);
     pk__annot_close(raw, prefix);
     pk__annot_close(user + size, after);
     pk__annot_handout(user, size);
     pk__annot_open(user, size); /* kept bytes: defined, not new */
-    list_append(&d->live_first, &d->live_last, tag);
     d->live++;
     d->requested += size;
     if (d->live > d->peak_live) {
@@ -553,17 +631,14 @@ pk_status pk__debug_release(pk_debug_state *d, unsigned char *user, size_t grant
 {
     unsigned char *at = tag_at(user);
     pk_debug_tag t;
-    tag_load(at, &t);
-    pk_status status = PK_OK;
-    if (!guards_intact(user, &t, granted)) {
-        status = PK_ERR_GUARD_CORRUPT;
-        restore_guards(user, &t, granted);
-    }
+    size_t rear = open_block(user, &t, granted);
+    pk_status status = mend_guards(user, &t, rear);
     list_remove(&d->live_first, &d->live_last, at);
     d->live--;
     d->requested -= t.size;
     t.state = TAG_HELD; /* off every list: inspect says freed already */
-    tag_store(at, &t);
+    tag_write(at, &t);
+    close_block(user, &t, rear);
     pk__annot_takeback(user, t.size);
     return status;
 }
@@ -588,7 +663,7 @@ pk_status pk__debug_resize(pk_debug_state *d, unsigned char *user, size_t old_gr
     memset(user + size, PK__FILL_GUARD, end - prefix - size);
     d->requested = d->requested - t.size + size;
     t.size = size;
-    tag_store(at, &t);
+    tag_write(at, &t);
     pk__annot_close(raw, prefix);
     pk__annot_close(user + size, end - prefix - size);
     pk__annot_handout(user, size);
@@ -610,7 +685,9 @@ unsigned char *pk__debug_pop_live(pk_debug_state *d, size_t (*granted_of)(const 
     if (!tag_valid(tag) || !guards_intact(user, tag, granted)) {
         *damaged = PK_ERR_GUARD_CORRUPT;
     }
+    pk__annot_open(at, sizeof *tag);
     list_remove(&d->live_first, &d->live_last, at);
+    pk__annot_close(at, sizeof *tag);
     d->live--;
     d->requested -= tag->size;
     pk__annot_takeback(user, tag->size);
