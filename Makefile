@@ -8,13 +8,14 @@ NPROC := $(shell nproc 2>/dev/null || echo 2)
 # -O2 -g and the library's release mode, pinned so a stale cache can't differ.
 RELEASE := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOOLKIT_DEBUG=OFF -DPOOLKIT_SANITIZE=
 
-.PHONY: help check test test-cortex-m demo bench bench-cortex-m clean
+.PHONY: help check test test-cortex-m fuzz demo bench bench-cortex-m clean
 
 help:
 	@echo "poolkit make targets:"
 	@echo "  make demo    build build/release and run poolkit demo: malloc vs the pools, page in build/report/"
 	@echo "  make check   fast loop: one gcc build (build/check) and its unit tests"
 	@echo "  make test    everything CI checks (scripts/test.sh; PK_TEST_STAGES=... for a subset)"
+	@echo "  make fuzz    the libFuzzer targets, FUZZ_SECONDS each (default 600; scripts/fuzz.sh, build/fuzz)"
 	@echo "  make test-cortex-m  the bare-metal images on QEMU (Cortex-M3/M4F, RISC-V; scripts/cortex_m.sh)"
 	@echo "  make bench   build build/bench (-O2; its debug twin in build/bench-debug) and run scripts/bench.sh"
 	@echo "  make bench-cortex-m  code size and instructions per call on Cortex-M3 (scripts/cortex_m_bench.sh; make bench runs it)"
@@ -29,6 +30,13 @@ check:
 test:
 	scripts/deps.sh test
 	scripts/test.sh
+
+# Seconds per fuzz target in `make fuzz` (release and debug builds each).
+FUZZ_SECONDS ?= 600
+
+fuzz:
+	scripts/deps.sh test
+	scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS) $(FUZZ_SECONDS)
 
 test-cortex-m:
 	scripts/deps.sh test
