@@ -18,8 +18,8 @@ fi
 dir=$1 seconds=$2 debug_seconds=$3
 TARGETS="pool atomic_pool classes slab buddy heap fit arena"
 # Debug builds of heap and fit are left out of the runs until a rejected
-# interior free stops leaving the live block poisoned for ASan (issue 10's
-# closing note); their regressions are still replayed.
+# interior free stops leaving the live block poisoned for ASan (README
+# "Fuzzing"); their regressions are still replayed.
 DEBUG_RUN_TARGETS="pool atomic_pool classes slab buddy arena"
 JOBS=$(nproc 2>/dev/null || echo 2)
 [ "$JOBS" -gt 2 ] && JOBS=2
