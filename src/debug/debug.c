@@ -387,7 +387,7 @@ unsigned char *pk__debug_setup(pk_debug_state *d, unsigned char *raw, size_t gra
 pk_status pk__debug_inspect(const unsigned char *user, pk_debug_tag *tag, unsigned char **raw)
 {
     const unsigned char *at = tag_at(user);
-    tag_load(at, tag);
+    pk__annot_peek(tag, at, sizeof *tag); /* user may be any pointer into the allocator */
     if (!tag_valid(tag)) {
         return PK_ERR_MISALIGNED_PTR;
     }
