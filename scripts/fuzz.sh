@@ -17,10 +17,6 @@ if [ $# -ne 3 ]; then
 fi
 dir=$1 seconds=$2 debug_seconds=$3
 TARGETS="pool atomic_pool classes slab buddy heap fit arena"
-# Debug builds of heap and fit are left out of the runs until a rejected
-# interior free stops leaving the live block poisoned for ASan (README
-# "Fuzzing"); their regressions are still replayed.
-DEBUG_RUN_TARGETS="pool atomic_pool classes slab buddy arena"
 JOBS=$(nproc 2>/dev/null || echo 2)
 [ "$JOBS" -gt 2 ] && JOBS=2
 
@@ -70,8 +66,8 @@ fuzz_replay() {
 }
 
 for build in release debug; do
-  debug=OFF run_targets=$TARGETS time=$seconds
-  [ "$build" = debug ] && debug=ON run_targets=$DEBUG_RUN_TARGETS time=$debug_seconds
+  debug=OFF time=$seconds
+  [ "$build" = debug ] && debug=ON time=$debug_seconds
   echo "--- $build: building in $dir/$build"
   if ! fuzz_build "$build" "$debug"; then
     fail "$build build (log: $dir/$build/build.log)"
@@ -80,7 +76,7 @@ for build in release debug; do
   for target in $TARGETS; do
     fuzz_replay "$build" "$target"
   done
-  for target in $run_targets; do
+  for target in $TARGETS; do
     fuzz_run "$build" "$target" "$time"
   done
 done
