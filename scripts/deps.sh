@@ -4,7 +4,7 @@
 # valgrind, cmocka, the Arm cross compiler, binutils and newlib headers for the
 # Cortex-M tests, QEMU's Arm and RISC-V system emulators and the RISC-V cross
 # compiler for the bare-metal images of scripts/cortex_m.sh, chromium and
-# python3 for the report's end-to-end test), bench
+# python3 for the report's end-to-end test, gcovr for the coverage stage), bench
 # (build + valgrind, and jemalloc, mimalloc and tcmalloc for `poolkit bench`,
 # which test also installs for the bench smoke test; the Arm cross compiler,
 # newlib and QEMU's Arm emulator for scripts/cortex_m_bench.sh).
@@ -17,7 +17,7 @@ wanted=""
 for group in "${@:-build}"; do
   case $group in
     build) wanted+=" $build" ;;
-    test)  wanted+=" $build valgrind libcmocka-dev gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf qemu-system-misc chromium python3 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4" ;;
+    test)  wanted+=" $build valgrind libcmocka-dev gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf qemu-system-misc chromium python3 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gcovr" ;;
     bench) wanted+=" $build valgrind libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm" ;;
     *) echo "deps.sh: unknown group '$group' (build, test, bench)" >&2; exit 2 ;;
   esac
