@@ -5,7 +5,7 @@
 # Cortex-M tests, QEMU's Arm and RISC-V system emulators and the RISC-V cross
 # compiler for the bare-metal images of scripts/cortex_m.sh, chromium and
 # python3 for the report's end-to-end test, clang's libFuzzer runtime for
-# scripts/fuzz.sh), bench
+# scripts/fuzz.sh, gcovr for the coverage stage), bench
 # (build + valgrind, and jemalloc, mimalloc and tcmalloc for `poolkit bench`,
 # which test also installs for the bench smoke test; the Arm cross compiler,
 # newlib and QEMU's Arm emulator for scripts/cortex_m_bench.sh).
@@ -18,7 +18,7 @@ wanted=""
 for group in "${@:-build}"; do
   case $group in
     build) wanted+=" $build" ;;
-    test)  wanted+=" $build valgrind libcmocka-dev gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf qemu-system-misc chromium python3 libclang-rt-14-dev libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4" ;;
+    test)  wanted+=" $build valgrind libcmocka-dev gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf qemu-system-misc chromium python3 libclang-rt-14-dev libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gcovr" ;;
     bench) wanted+=" $build valgrind libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm" ;;
     *) echo "deps.sh: unknown group '$group' (build, test, bench)" >&2; exit 2 ;;
   esac

@@ -2,23 +2,24 @@
 # test.sh: the full CI matrix. Each stage configures, builds and runs ctest in
 # build/test/<stage>; a failing stage does not stop the others. The cortex-m
 # stage instead runs scripts/cortex_m.sh (bare-metal images on QEMU, in
-# build/test/cortex-m), and the fuzz stage scripts/fuzz.sh (the libFuzzer
+# build/test/cortex-m), the fuzz stage scripts/fuzz.sh (the libFuzzer
 # targets for 15 s each, 5 s in the debug build, and the regression inputs,
-# in build/test/fuzz). Ends with the per-stage results and "N passed, N
+# in build/test/fuzz), and the coverage stage scripts/coverage.sh (the
+# coverage floors of src/). Ends with the per-stage results and "N passed, N
 # failed" (ctest tests and the scripts' counts over all stages; a stage that
 # fails to configure or build counts as 1 failed), and exits 1 if anything
 # failed. Run a subset with PK_TEST_STAGES="gcc-release valgrind".
 set -u
 cd "$(dirname "$0")/.." || exit
 
-STAGES=${PK_TEST_STAGES:-gcc-release gcc-debug clang-release clang-debug asan-ubsan tsan valgrind cortex-m fuzz}
+STAGES=${PK_TEST_STAGES:-gcc-release gcc-debug clang-release clang-debug asan-ubsan tsan valgrind cortex-m fuzz coverage}
 JOBS=$(nproc 2>/dev/null || echo 2)
 VALGRIND_OPTS="-q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite"
 
 passed=0 failed=0 results=()
 
 # run_script_stage NAME COMMAND...: a stage run by a script whose last line
-# is "N passed, N failed" (cortex-m, fuzz), with its output in build/test/NAME.
+# is "N passed, N failed" (cortex-m, fuzz, coverage), with its output in build/test/NAME.
 run_script_stage() {
   local name=$1 dir=build/test/$1 start=$SECONDS p=0 f=1 counts status
   shift
@@ -90,13 +91,12 @@ run_stage() {
 }
 
 for stage in $STAGES; do
-  if [ "$stage" = cortex-m ]; then
-    run_script_stage cortex-m scripts/cortex_m.sh build/test/cortex-m
-  elif [ "$stage" = fuzz ]; then
-    run_script_stage fuzz scripts/fuzz.sh build/test/fuzz 15 5
-  else
-    run_stage "$stage"
-  fi
+  case $stage in
+    cortex-m) run_script_stage cortex-m scripts/cortex_m.sh build/test/cortex-m ;;
+    fuzz)     run_script_stage fuzz scripts/fuzz.sh build/test/fuzz 15 5 ;;
+    coverage) run_script_stage coverage scripts/coverage.sh build/test/coverage ;;
+    *)        run_stage "$stage" ;;
+  esac
 done
 
 echo "=== results"

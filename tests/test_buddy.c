@@ -963,6 +963,19 @@ static void test_peaks_and_names(void **state)
     assert_int_equal(r2[39], 7);
     assert_int_equal(pk_buddy_usable_size(&b, r2), 400);
     assert_null(pk_realloc(view, r2, 0));
+    /* And called directly: realloc(NULL, n) allocates, realloc(p, 0) frees
+     * and returns NULL, and a p no longer live is reported as its free would
+     * be, with NULL returned. */
+    unsigned char *d = pk_buddy_realloc(&b, NULL, 100);
+    assert_non_null(d);
+    assert_true(pk_buddy_usable_size(&b, d) >= 100);
+    assert_int_equal(stats_of(&b).live, 2);
+    assert_null(pk_buddy_realloc(&b, d, 0));
+    assert_int_equal(stats_of(&b).live, 1);
+    assert_int_equal(faults.calls, 0);
+    assert_null(pk_buddy_realloc(&b, d, 10));
+    expect_fault(PK_ERR_DOUBLE_FREE, d);
+    assert_int_equal(stats_of(&b).live, 1);
     assert_int_equal(pk_buddy_free(&b, c), PK_OK);
     assert_whole(&b);
 }
