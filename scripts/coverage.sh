@@ -87,7 +87,9 @@ if [ "$failed" -eq 0 ]; then
 
   # "lines: 98.5% (4593 out of 4663)": the floors are checked on the counts,
   # not on the rounded percentage.
-  summary=$(gcovr --root . "${tracefiles[@]}" --print-summary --txt /dev/null)
+  # (--txt to a file of ours: gcovr replaces its output file, and /dev/null
+  # replaced is a regular file for every process on the machine.)
+  summary=$(gcovr --root . "${tracefiles[@]}" --print-summary --txt "$dir/summary.txt")
   echo "$summary" | grep -E '^(lines|branches):'
   echo "floors: lines ${line_floor}%, branches ${branch_floor}%; HTML: $html_dir/index.html"
   for kind in lines branches; do
