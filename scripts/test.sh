@@ -2,14 +2,15 @@
 # test.sh: the full CI matrix. Each stage configures, builds and runs ctest in
 # build/test/<stage>; a failing stage does not stop the others. The cortex-m
 # stage instead runs scripts/cortex_m.sh (bare-metal images on QEMU, in
-# build/test/cortex-m). Ends with the per-stage results and "N passed, N
-# failed" (ctest tests and cortex_m.sh's counts over all stages; a stage that
+# build/test/cortex-m), the stack stage scripts/stack_check.py (frames and
+# recursion in src/). Ends with the per-stage results and "N passed, N
+# failed" (ctest tests and the scripts' counts over all stages; a stage that
 # fails to configure or build counts as 1 failed), and exits 1 if anything
 # failed. Run a subset with PK_TEST_STAGES="gcc-release valgrind".
 set -u
 cd "$(dirname "$0")/.." || exit
 
-STAGES=${PK_TEST_STAGES:-gcc-release gcc-debug gcc-m32 gcc-m32-debug clang-release clang-debug asan-ubsan tsan valgrind cortex-m}
+STAGES=${PK_TEST_STAGES:-gcc-release gcc-debug gcc-m32 gcc-m32-debug stack clang-release clang-debug asan-ubsan tsan valgrind cortex-m}
 JOBS=$(nproc 2>/dev/null || echo 2)
 m32=(-DCMAKE_C_FLAGS=-m32 -DCMAKE_CXX_FLAGS=-m32 -DPOOLKIT_TOOLS=OFF -DPK_RANDOM_OPS=100000)
 m32_skip='install_consumer|abi_guard|release_symbols|freestanding_core|cortex_m_|tools_debug_valgrind'
@@ -17,19 +18,22 @@ VALGRIND_OPTS="-q --error-exitcode=99 --leak-check=full --show-leak-kinds=defini
 
 passed=0 failed=0 results=()
 
-# run_cortex_m: the cortex-m stage; its counts are cortex_m.sh's last line.
-run_cortex_m() {
-  local dir=build/test/cortex-m start=$SECONDS p=0 f=1 counts status
-  echo "=== cortex-m"
+# run_script_stage NAME COMMAND...: a stage that is one script, run with its
+# build directory as last argument; its counts are the script's last line
+# ("N passed, N failed").
+run_script_stage() {
+  local name=$1 dir=build/test/$1 start=$SECONDS p=0 f=1 counts status
+  shift
+  echo "=== $name"
   mkdir -p "$dir"
-  scripts/cortex_m.sh "$dir" 2>&1 | tee "$dir/stage.log"
+  "$@" "$dir" 2>&1 | tee "$dir/stage.log"
   local rc=${PIPESTATUS[0]}
   counts=$(tail -n 1 "$dir/stage.log" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p')
   [ -n "$counts" ] && read -r p f <<<"$counts"
   [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
   if [ "$f" -eq 0 ]; then status="ok"; else status="FAILED"; fi
   passed=$((passed + p)) failed=$((failed + f))
-  results+=("$(printf '%-14s %s: %d passed, %d failed (%d s)' cortex-m "$status" "$p" "$f" $((SECONDS - start)))")
+  results+=("$(printf '%-14s %s: %d passed, %d failed (%d s)' "$name" "$status" "$p" "$f" $((SECONDS - start)))")
 }
 
 # run_stage NAME: one stage; adds its counts to passed/failed and a line to results.
@@ -96,11 +100,11 @@ run_stage() {
 }
 
 for stage in $STAGES; do
-  if [ "$stage" = cortex-m ]; then
-    run_cortex_m
-  else
-    run_stage "$stage"
-  fi
+  case $stage in
+    cortex-m) run_script_stage cortex-m scripts/cortex_m.sh ;;
+    stack)    run_script_stage stack python3 scripts/stack_check.py --out ;;
+    *)        run_stage "$stage" ;;
+  esac
 done
 
 echo "=== results"
