@@ -3,14 +3,15 @@
 # build/test/<stage>; a failing stage does not stop the others. The cortex-m
 # stage instead runs scripts/cortex_m.sh (bare-metal images on QEMU, in
 # build/test/cortex-m), the stack stage scripts/stack_check.py (frames and
-# recursion in src/). Ends with the per-stage results and "N passed, N
+# recursion in src/), the static stage scripts/static_check.sh (clang-tidy
+# and cppcheck). Ends with the per-stage results and "N passed, N
 # failed" (ctest tests and the scripts' counts over all stages; a stage that
 # fails to configure or build counts as 1 failed), and exits 1 if anything
 # failed. Run a subset with PK_TEST_STAGES="gcc-release valgrind".
 set -u
 cd "$(dirname "$0")/.." || exit
 
-STAGES=${PK_TEST_STAGES:-gcc-release gcc-debug gcc-m32 gcc-m32-debug stack clang-release clang-debug asan-ubsan tsan valgrind cortex-m}
+STAGES=${PK_TEST_STAGES:-gcc-release gcc-debug gcc-m32 gcc-m32-debug stack static clang-release clang-debug asan-ubsan tsan valgrind cortex-m}
 JOBS=$(nproc 2>/dev/null || echo 2)
 m32=(-DCMAKE_C_FLAGS=-m32 -DCMAKE_CXX_FLAGS=-m32 -DPOOLKIT_TOOLS=OFF -DPK_RANDOM_OPS=100000)
 m32_skip='install_consumer|abi_guard|release_symbols|freestanding_core|cortex_m_|tools_debug_valgrind'
@@ -103,6 +104,7 @@ for stage in $STAGES; do
   case $stage in
     cortex-m) run_script_stage cortex-m scripts/cortex_m.sh ;;
     stack)    run_script_stage stack python3 scripts/stack_check.py --out ;;
+    static)   run_script_stage static scripts/static_check.sh ;;
     *)        run_stage "$stage" ;;
   esac
 done
