@@ -400,7 +400,7 @@ static bool make_region(pk_heap_region *r, void *buf, size_t size)
     first->header = payload | FLAG_FREE;
     pk_heap_block *sentinel = next_phys(first);
     sentinel->prev_phys = first;
-    sentinel->header = 0 | FLAG_PREV_FREE;
+    sentinel->header = FLAG_PREV_FREE; /* size 0 */
     r->start = payload_of(first);
     r->end = (unsigned char *)&sentinel->header + W;
     r->buffer = buf;

@@ -182,7 +182,7 @@ typedef struct pk_pool {
                     0,                                                               \
                     #name,                                                           \
                     {0, 0, 0},                                                       \
-                    {&pk_pool_allocator_ops, &name} PK_POOL_DEBUG_INIT_}
+                    {&pk_pool_allocator_ops, &name} PK_POOL_DEBUG_INIT_} /* NOLINT(bugprone-macro-parentheses): name is the pool's identifier, not an expression */
 
 /* The generic-view operations of every pool (used by PK_POOL_DEFINE). */
 extern const pk_allocator_ops pk_pool_allocator_ops;
