@@ -8,7 +8,7 @@ NPROC := $(shell nproc 2>/dev/null || echo 2)
 # -O2 -g and the library's release mode, pinned so a stale cache can't differ.
 RELEASE := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOOLKIT_DEBUG=OFF -DPOOLKIT_SANITIZE=
 
-.PHONY: help check test test-cortex-m fuzz demo bench bench-cortex-m clean
+.PHONY: help check test test-cortex-m fuzz soak demo bench bench-cortex-m clean
 
 help:
 	@echo "poolkit make targets:"
@@ -16,6 +16,7 @@ help:
 	@echo "  make check   fast loop: one gcc build (build/check) and its unit tests"
 	@echo "  make test    everything CI checks (scripts/test.sh; PK_TEST_STAGES=... for a subset)"
 	@echo "  make fuzz    the libFuzzer targets, FUZZ_SECONDS each (default 600; scripts/fuzz.sh, build/fuzz)"
+	@echo "  make soak    the randomized driver on every allocator, SOAK_OPS in all (default 10^9; release, then debug: SOAK_DEBUG_OPS)"
 	@echo "  make test-cortex-m  the bare-metal images on QEMU (Cortex-M3/M4F, RISC-V; scripts/cortex_m.sh)"
 	@echo "  make bench   build build/bench (-O2; its debug twin in build/bench-debug) and run scripts/bench.sh"
 	@echo "  make bench-cortex-m  code size and instructions per call on Cortex-M3 (scripts/cortex_m_bench.sh; make bench runs it)"
@@ -37,6 +38,25 @@ FUZZ_SECONDS ?= 600
 fuzz:
 	scripts/deps.sh test
 	scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS) $(FUZZ_SECONDS)
+
+# Operations of `make soak` in all, split among the allocators: the release
+# build (build/soak) runs SOAK_OPS, then the debug build (build/soak-debug)
+# SOAK_DEBUG_OPS (0: skipped), fewer since its checks cost more per call, in
+# shorter driver runs so that each allocator still goes through every
+# configuration.
+SOAK_OPS ?= 1000000000
+SOAK_DEBUG_OPS ?= 100000000
+
+soak:
+	scripts/deps.sh test
+	CC=gcc CXX=g++ cmake -S . -B build/soak $(RELEASE) -DPOOLKIT_TESTS=ON
+	cmake --build build/soak -j2 --target soak
+	SOAK_OPS=$(SOAK_OPS) build/soak/tests/soak
+	if [ "$(SOAK_DEBUG_OPS)" != 0 ]; then \
+	  CC=gcc CXX=g++ cmake -S . -B build/soak-debug $(subst -DPOOLKIT_DEBUG=OFF,-DPOOLKIT_DEBUG=ON,$(RELEASE)) -DPOOLKIT_TESTS=ON && \
+	  cmake --build build/soak-debug -j2 --target soak && \
+	  SOAK_OPS=$(SOAK_DEBUG_OPS) SOAK_RUN_OPS=1000000 build/soak-debug/tests/soak; \
+	fi
 
 test-cortex-m:
 	scripts/deps.sh test
