@@ -338,6 +338,22 @@ static void close_block(const unsigned char *user, const pk_debug_tag *t, size_t
     pk__annot_close(user + t->size, rear);
 }
 
+/* The tag of a block handed out now: its site, the owner and the next
+ * sequence number. */
+static pk_debug_tag live_tag(size_t size, size_t pad, pk__site site)
+{
+    pk_debug_tag t = {
+        .file = site.file,
+        .line = site.line,
+        .seq = next_seq(),
+        .size = size,
+        .pad = pad,
+        .owner = owner_source != NULL ? owner_source() : thread_owner,
+        .state = TAG_LIVE,
+    };
+    return t;
+}
+
 /* Lays out a fresh block: guards, padding and tail filled and closed to the
  * tools, user new-filled and handed out to them, the tag written and put on
  * d's live list (d NULL: on none, its links NULL). */
@@ -353,15 +369,7 @@ static unsigned char *lay_out(pk_debug_state *d, unsigned char *raw, size_t gran
     memset(user - PK_GUARD_SIZE, PK__FILL_GUARD, PK_GUARD_SIZE);
     memset(user, PK__FILL_NEW, size);
     memset(user + size, PK__FILL_GUARD, granted - prefix - size);
-    pk_debug_tag t = {
-        .file = site.file,
-        .line = site.line,
-        .seq = next_seq(),
-        .size = size,
-        .pad = pad,
-        .owner = owner_source != NULL ? owner_source() : thread_owner,
-        .state = TAG_LIVE,
-    };
+    pk_debug_tag t = live_tag(size, pad, site);
     tag_write(tag, &t);
     if (d != NULL) {
         list_append(&d->live_first, &d->live_last, tag);
@@ -604,15 +612,7 @@ unsigned char *pk__debug_setup_kept(pk_debug_state *d, unsigned char *raw, size_
     memset(raw, PK__FILL_GUARD, pad);
     memset(user - PK_GUARD_SIZE, PK__FILL_GUARD, PK_GUARD_SIZE);
     memset(user + size, PK__FILL_GUARD, after);
-    pk_debug_tag t = {
-        .file = site.file,
-        .line = site.line,
-        .seq = next_seq(),
-        .size = size,
-        .pad = pad,
-        .owner = owner_source != NULL ? owner_source() : thread_owner,
-        .state = TAG_LIVE,
-    };
+    pk_debug_tag t = live_tag(size, pad, site);
     tag_write(tag, &t);
     list_append(&d->live_first, &d->live_last, tag);
     pk__annot_close(raw, prefix);
