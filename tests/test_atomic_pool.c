@@ -398,16 +398,19 @@ static void test_check_finds_free_list_damage(void **state)
     void *live[3];
     make_half_used(&p, live);
     /* The list is 5 -> 4 -> 3. */
-    unsigned saved = links_of(&p)[4];
-    links_of(&p)[4] = 5; /* a cycle */
+    /* links_of returns a pointer into p, not into a temporary: cppcheck's
+     * danglingTemporaryLifetime and danglingTempReference below are wrong. */
+    unsigned *links = links_of(&p);
+    unsigned saved = links[4];
+    links[4] = 5; /* a cycle */
     assert_check_corrupt(&p);
-    links_of(&p)[4] = 30; /* a block never carved */
+    links[4] = 30; /* a block never carved */
     assert_check_corrupt(&p);
-    links_of(&p)[4] = 1; /* a live block */
+    links[4] = 1; /* a live block */
     assert_check_corrupt(&p);
-    links_of(&p)[4] = links_of(&p)[3]; /* the list cut short: block 3 lost */
+    links[4] = links[3]; /* the list cut short: block 3 lost */
     assert_check_corrupt(&p);
-    links_of(&p)[4] = saved;
+    links[4] = saved;
     assert_check_ok(&p);
 }
 
@@ -419,7 +422,8 @@ static void test_alloc_meets_damaged_metadata(void **state)
     pk_atomic_pool p;
     void *live[3];
     make_half_used(&p, live);
-    links_of(&p)[5] = 33; /* the top's link leads to a block never carved */
+    unsigned *links = links_of(&p); /* (a pointer into p: see above) */
+    links[5] = 33; /* the top's link leads to a block never carved */
     assert_null(pk_atomic_pool_alloc(&p));
     expect_fault_named(PK_ERR_CORRUPT, NULL, "atomic pool");
     links_of(&p)[5] = 4;

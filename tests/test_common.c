@@ -1131,6 +1131,7 @@ static void test_internal_lock_calls(void **state)
     assert_int_equal(internal_lock_calls, 1);
     assert_int_equal(internal_unlock_calls, 1);
     assert_ptr_equal(lock_ctx_seen, &token);
+    lock_ctx_seen = NULL; /* token dies on return */
 }
 
 /* pk_report_fault itself: returns kind, passes the fields. */

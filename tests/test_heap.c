@@ -645,7 +645,8 @@ static void test_check_finds_damage(void **state)
              * heads the list: take the list that holds b (next_free is the
              * word at the payload). */
             for (pk_heap_block *x = h.lists[fl * PK_HEAP_SL_COUNT + sl]; x != NULL && x != target;) {
-                memcpy(&x, (unsigned char *)x + 2 * sizeof(size_t), sizeof x);
+                /* x is the pointer read, so sizeof x is its size. */
+                memcpy(&x, (unsigned char *)x + 2 * sizeof(size_t), sizeof x); // NOLINT(bugprone-sizeof-expression)
                 if (x == target) {
                     target = h.lists[fl * PK_HEAP_SL_COUNT + sl];
                 }

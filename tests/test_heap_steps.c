@@ -87,7 +87,9 @@ static size_t log_uniform(uint64_t *rng, size_t lo, size_t hi)
     while (((size_t)2 << hi_bits) <= hi) {
         hi_bits++;
     }
-    unsigned octave = lo_bits + (unsigned)(pk_driver_next_random(rng) % (hi_bits - lo_bits + 1));
+    /* hi < lo would leave no octave (and divide by zero): callers pass lo <= hi. */
+    unsigned octaves = hi_bits >= lo_bits ? hi_bits - lo_bits + 1 : 1;
+    unsigned octave = lo_bits + (unsigned)(pk_driver_next_random(rng) % octaves);
     size_t size = ((size_t)1 << octave) + (size_t)(pk_driver_next_random(rng) % ((size_t)1 << octave));
     return size < lo ? lo : size > hi ? hi : size;
 }

@@ -220,7 +220,7 @@ static void test_misuse_through_the_driver(void **state)
         pk_pool p;
         size_t size = PK_POOL_BUFFER_SIZE(sizes[i], 20, 0);
         assert_int_equal(pk_pool_init(&p, arena + 1, size, sizes[i], 0), PK_OK);
-        pk_misuse_config cfg = {arena + 1, size, sizes[i] < sizeof(void *) ? sizes[i] : sizes[i],
+        pk_misuse_config cfg = {arena + 1, size, sizes[i],
                                 sizes[i] > 1, sizes[i] >= sizeof(void *) ? 20 : 0, NULL, NULL, false};
         assert_int_equal(pk_driver_misuse(pk_pool_allocator(&p), &cfg), 0);
         pk_set_fault_handler(count_fault, NULL);
@@ -241,11 +241,12 @@ static void test_misuse_cases(void **state)
     pk_pool_stats(&p, &before);
     /* The stride and block 0's start (debug builds: a larger stride, tag and
      * guards included, and a after them). */
+#if PK_DEBUG
+    size_t step = p.stride;
+    unsigned char *start = block_start(&p, a);
+#else
     size_t step = 16;
     unsigned char *start = a;
-#if PK_DEBUG
-    step = p.stride;
-    start = block_start(&p, a);
 #endif
 
     assert_int_equal(pk_pool_free(&p, a + 12), PK_ERR_MISALIGNED_PTR); /* in the padding */

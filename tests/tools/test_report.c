@@ -94,9 +94,12 @@ static int ids_unique(const char *page)
         }
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
-            ids = realloc(ids, cap * sizeof *ids);
-            if (!ids)
-                return 0;
+            char **grown = realloc(ids, cap * sizeof *ids);
+            if (!grown) {
+                ok = 0; /* out of memory: the ids so far are freed below */
+                break;
+            }
+            ids = grown;
         }
         ids[n] = calloc(1, (size_t)(end - start) + 1);
         memcpy(ids[n], start, (size_t)(end - start));
@@ -121,6 +124,8 @@ static int temporary_files_left(const char *dir)
     int left = 0;
     if (!d)
         return 1;
+    /* One thread: readdir_r (deprecated) buys nothing here. */
+    /* cppcheck-suppress readdirCalled */
     while ((e = readdir(d)) != NULL)
         if (strncmp(e->d_name, ".report-", 8) == 0)
             left++;
@@ -321,8 +326,10 @@ static void check_failures(const char *out)
     snprintf(path, sizeof path, "%s/nognuplot", out);
     p = report_begin(path, "x.html", "no gnuplot");
     CHECK(p != NULL, "report_begin %s", path);
-    if (!p)
+    if (!p) {
+        free(saved);
         return;
+    }
     setenv("PATH", "/nonexistent-dir", 1);
     fprintf(stderr, "test_report: expect a message about gnuplot missing:\n");
     CHECK(report_plot(p, "squares", "n", "n^2", 0, 0, &series, 1) == -1, "plot without gnuplot");
