@@ -76,6 +76,20 @@ static void base_config(pk_driver_config *cfg, uint64_t seed, const void *region
 /* Each maker builds its configuration number `config` on garbage and fills
  * cfg as the unit test of that shape does (tests/test_<allocator>.c). */
 
+/* The driver's settings for a fixed-size pool of count blocks of bs bytes
+ * aligned to align (0: the default), in the size bytes at region. */
+static void fixed_size_config(pk_driver_config *cfg, uint64_t seed, unsigned char *region, size_t size, size_t bs,
+                              size_t count, size_t align)
+{
+    size_t effective_align = align != 0 ? align : DEFAULT_ALIGN;
+    base_config(cfg, seed, region, size);
+    cfg->max_size = bs;
+    cfg->max_align = effective_align;
+    cfg->default_align = effective_align;
+    cfg->block_size = bs;
+    cfg->slot_count = smaller(count + 8, 4096);
+}
+
 static const struct {
     size_t block_size, count, align, offset;
 } pool_shapes[] = {{8, 200, 0, 3}, {100, 300, 4, 1}, {64, 512, 64, 0}, {24, 1, 8, 5}};
@@ -88,13 +102,7 @@ static pk_allocator *make_pool(size_t config, uint64_t seed, pk_driver_config *c
     size_t size = PK_POOL_BUFFER_SIZE(bs, count, align);
     pk_driver_fill_garbage(region, size, seed);
     init_ok(pk_pool_init(&under_test.pool, region, size, bs, align), "pool");
-    size_t effective_align = align != 0 ? align : DEFAULT_ALIGN;
-    base_config(cfg, seed, region, size);
-    cfg->max_size = bs;
-    cfg->max_align = effective_align;
-    cfg->default_align = effective_align;
-    cfg->block_size = bs;
-    cfg->slot_count = smaller(count + 8, 4096);
+    fixed_size_config(cfg, seed, region, size, bs, count, align);
     return pk_pool_allocator(&under_test.pool);
 }
 
@@ -110,13 +118,7 @@ static pk_allocator *make_atomic_pool(size_t config, uint64_t seed, pk_driver_co
     size_t size = PK_ATOMIC_POOL_BUFFER_SIZE(bs, count, align);
     pk_driver_fill_garbage(region, size, seed);
     init_ok(pk_atomic_pool_init(&under_test.atomic_pool, region, size, bs, align), "atomic pool");
-    size_t effective_align = align != 0 ? align : DEFAULT_ALIGN;
-    base_config(cfg, seed, region, size);
-    cfg->max_size = bs;
-    cfg->max_align = effective_align;
-    cfg->default_align = effective_align;
-    cfg->block_size = bs;
-    cfg->slot_count = smaller(count + 8, 4096);
+    fixed_size_config(cfg, seed, region, size, bs, count, align);
     return pk_atomic_pool_allocator(&under_test.atomic_pool);
 }
 
