@@ -8,7 +8,7 @@ NPROC := $(shell nproc 2>/dev/null || echo 2)
 # -O2 -g and the library's release mode, pinned so a stale cache can't differ.
 RELEASE := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOOLKIT_DEBUG=OFF -DPOOLKIT_SANITIZE=
 
-.PHONY: help check test test-cortex-m fuzz soak demo bench bench-cortex-m clean
+.PHONY: help check test test-cortex-m fuzz soak demo malloc bench bench-cortex-m clean
 
 help:
 	@echo "poolkit make targets:"
@@ -17,6 +17,7 @@ help:
 	@echo "  make test    everything CI checks (scripts/test.sh; PK_TEST_STAGES=... for a subset)"
 	@echo "  make fuzz    the libFuzzer targets, FUZZ_SECONDS each (default 600; scripts/fuzz.sh, build/fuzz)"
 	@echo "  make soak    the randomized driver on every allocator, SOAK_OPS in all (default 10^9; release, then debug: SOAK_DEBUG_OPS)"
+	@echo "  make malloc  build/libpoolkit-malloc.so and libpoolkit-malloc-debug.so, the LD_PRELOAD drop-in (links into build/release)"
 	@echo "  make test-cortex-m  the bare-metal images on QEMU (Cortex-M3/M4F, RISC-V; scripts/cortex_m.sh)"
 	@echo "  make bench   build build/bench (-O2; its debug twin in build/bench-debug) and run scripts/bench.sh"
 	@echo "  make bench-cortex-m  code size and instructions per call on Cortex-M3 (scripts/cortex_m_bench.sh; make bench runs it)"
@@ -62,11 +63,18 @@ test-cortex-m:
 	scripts/deps.sh test
 	scripts/cortex_m.sh
 
-demo:
+demo: malloc
+	build/release/poolkit demo --out build/report
+
+# build/release holds the tools and the drop-in; SPEC.md names them
+# build/poolkit and build/libpoolkit-malloc.so, links to them.
+malloc:
 	scripts/deps.sh build
 	CC=gcc CXX=g++ cmake -S . -B build/release $(RELEASE) -DPOOLKIT_TESTS=OFF -DPOOLKIT_TOOLS=ON
 	cmake --build build/release -j $(NPROC)
-	build/release/poolkit demo --out build/report
+	ln -sf release/poolkit build/poolkit
+	ln -sf release/libpoolkit-malloc.so build/libpoolkit-malloc.so
+	ln -sf release/libpoolkit-malloc-debug.so build/libpoolkit-malloc-debug.so
 
 bench:
 	scripts/deps.sh bench
