@@ -170,6 +170,11 @@ typedef struct {
     pk_heap heap;
 } medium_chunk;
 
+static inline pk_heap *chunk_heap(chunk *c)
+{
+    return &((medium_chunk *)(void *)c)->heap;
+}
+
 /* The pages of a small chunk that its header covers (never handed out). */
 #define HEADER_PAGES ((sizeof(small_chunk) + PAGE_SIZE - 1) / PAGE_SIZE)
 #define MEDIUM_HEADER (((sizeof(medium_chunk) + 63u) / 64u) * 64u)
@@ -711,11 +716,6 @@ static inline void small_free_local(thread_heap *h, small_chunk *sc, void *ptr)
 
 /* ---- Medium blocks ------------------------------------------------------- */
 
-static inline pk_heap *chunk_heap(chunk *c)
-{
-    return &((medium_chunk *)(void *)c)->heap;
-}
-
 static inline void *medium_try(thread_heap *h, chunk *c, size_t size, size_t align)
 {
     void *block = align <= MIN_ALIGN ? pk_heap_alloc(chunk_heap(c), size)
@@ -781,7 +781,8 @@ static void free_local(thread_heap *h, chunk *c, void *ptr)
     } else if (c->kind == CHUNK_MEDIUM) {
         medium_free_local(h, c, ptr);
     } else {
-        (void)pk_report_fault(PK_ERR_FOREIGN_PTR, "malloc", ptr); /* in an empty chunk */
+        /* No block of the chunk is live: ptr was freed already. */
+        (void)pk_report_fault(PK_ERR_DOUBLE_FREE, "malloc", ptr);
     }
 }
 
