@@ -617,7 +617,7 @@ static page *page_take(thread_heap *h, unsigned cls)
         return NULL;
     }
     small_chunk *sc = (small_chunk *)(void *)c;
-    unsigned index = pk__ctz((size_t)sc->free_pages);
+    unsigned index = (unsigned)__builtin_ctzll(sc->free_pages); /* 64 bits on 32-bit targets too */
     sc->free_pages &= ~((uint64_t)1 << index);
     page *pg = &sc->pages[index];
     (void)pk_pool_init(&pg->pool, (unsigned char *)sc + (size_t)index * PAGE_SIZE, PAGE_SIZE,
@@ -901,11 +901,13 @@ static void large_remove(large_block *entry)
 
 static size_t os_page_size(void)
 {
-    static size_t cached;
-    if (cached == 0) {
-        cached = (size_t)sysconf(_SC_PAGESIZE);
+    static _Atomic size_t cached;
+    size_t size = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (size == 0) {
+        size = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&cached, size, memory_order_relaxed);
     }
-    return cached;
+    return size;
 }
 
 /* A mapping of at least size bytes from the cache (best fit, at most twice
