@@ -46,15 +46,16 @@ BUILDS = {"release": [], "debug": ["-DPK_DEBUG=1"]}
 
 
 def library_sources():
-    """The library's sources: CMakeLists.txt's PK_CORE_SOURCES and PK_HOSTED_SOURCES."""
+    """The library's sources: CMakeLists.txt's PK_CORE_SOURCES, PK_HOSTED_SOURCES
+    and the malloc drop-in's own (PK_MALLOC_SOURCES without the variables)."""
     with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
         text = f.read()
     sources = []
-    for name in ("PK_CORE_SOURCES", "PK_HOSTED_SOURCES"):
+    for name in ("PK_CORE_SOURCES", "PK_HOSTED_SOURCES", "PK_MALLOC_SOURCES"):
         m = re.search(r"set\(" + name + r"\s+([^)]*)\)", text)
         if not m:
             sys.exit(f"stack_check: no {name} in CMakeLists.txt")
-        sources += m.group(1).split()
+        sources += [s for s in m.group(1).split() if not s.startswith("${") and s not in sources]
     return [os.path.join(ROOT, s) for s in sources]
 
 

@@ -58,7 +58,7 @@
  * With PKM_PREFIX defined, the functions are named pkm_malloc and so on, so
  * that a test program can link the allocator under a sanitizer.
  */
-#define _GNU_SOURCE
+#define _GNU_SOURCE /* NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp): mremap, RTLD_NEXT */
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
@@ -99,9 +99,9 @@ PKM_EXPORT void *PKM_API(pvalloc)(size_t size);
 PKM_EXPORT size_t PKM_API(malloc_usable_size)(void *ptr);
 
 /* glibc's own allocator, for the pointers it handed out (exported by every
- * glibc). */
-extern void __libc_free(void *ptr);
-extern void *__libc_realloc(void *ptr, size_t size);
+ * glibc under these reserved names). */
+extern void __libc_free(void *ptr);                 /* NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp) */
+extern void *__libc_realloc(void *ptr, size_t size); /* NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp) */
 
 #define CHUNK_SHIFT 22u
 #define CHUNK_SIZE ((size_t)1 << CHUNK_SHIFT) /* 4 MiB */
@@ -238,6 +238,7 @@ static void count_mapped(size_t bytes)
 
 static void *os_map(size_t size)
 {
+    /* cppcheck-suppress invalidFunctionArg ; an anonymous mapping takes fd -1 */
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         return NULL;
@@ -729,9 +730,9 @@ static inline void *medium_try(thread_heap *h, chunk *c, size_t size, size_t ali
 static PK__SLOW_PATH void *medium_alloc_slow(thread_heap *h, size_t size, size_t align)
 {
     drain_remote_frees(h);
-    void *block;
     for (chunk *c = h->medium_chunks; c != NULL; c = c->next) {
-        if ((block = medium_try(h, c, size, align)) != NULL) {
+        void *block = medium_try(h, c, size, align);
+        if (block != NULL) {
             return block;
         }
     }
@@ -741,10 +742,11 @@ static PK__SLOW_PATH void *medium_alloc_slow(thread_heap *h, size_t size, size_t
 
 static void *medium_alloc(thread_heap *h, size_t size, size_t align)
 {
-    void *block;
-    if (LIKELY(h->medium_current != NULL) &&
-        (block = medium_try(h, h->medium_current, size, align)) != NULL) {
-        return block;
+    if (LIKELY(h->medium_current != NULL)) {
+        void *block = medium_try(h, h->medium_current, size, align);
+        if (block != NULL) {
+            return block;
+        }
     }
     return medium_alloc_slow(h, size, align);
 }
@@ -756,7 +758,8 @@ static size_t medium_live(chunk *c)
     return (size_t)stats.live;
 }
 
-static void medium_free_local(thread_heap *h, chunk *c, void *ptr)
+/* Not inlined: its stats on the stack would make every free's frame large. */
+static __attribute__((noinline)) void medium_free_local(thread_heap *h, chunk *c, void *ptr)
 {
     if (pk_heap_free(chunk_heap(c), ptr) == PK_OK && medium_live(c) == 0) {
         chunk_emptied(h, c);
@@ -1168,7 +1171,7 @@ void PKM_API(free)(void *ptr)
     }
 }
 
-void *PKM_API(calloc)(size_t count, size_t size)
+void *PKM_API(calloc)(size_t count, size_t size) /* NOLINT(readability-inconsistent-declaration-parameter-name): glibc's are reserved names */
 {
     size_t total;
     if (pk__mul_overflows(count, size, &total)) {
@@ -1225,7 +1228,7 @@ void *PKM_API(realloc)(void *ptr, size_t size)
     return fresh;
 }
 
-void *PKM_API(reallocarray)(void *ptr, size_t count, size_t size)
+void *PKM_API(reallocarray)(void *ptr, size_t count, size_t size) /* NOLINT(readability-inconsistent-declaration-parameter-name): glibc's are reserved names */
 {
     size_t total;
     if (pk__mul_overflows(count, size, &total)) {
@@ -1252,7 +1255,7 @@ static void *aligned_any(size_t align, size_t size)
     return allocate(size, align, NULL);
 }
 
-int PKM_API(posix_memalign)(void **out, size_t align, size_t size)
+int PKM_API(posix_memalign)(void **out, size_t align, size_t size) /* NOLINT(readability-inconsistent-declaration-parameter-name): glibc's are reserved names */
 {
     if (align < sizeof(void *) || !pk__is_pow2(align)) {
         return EINVAL;
@@ -1267,7 +1270,7 @@ int PKM_API(posix_memalign)(void **out, size_t align, size_t size)
     return 0;
 }
 
-void *PKM_API(aligned_alloc)(size_t align, size_t size)
+void *PKM_API(aligned_alloc)(size_t align, size_t size) /* NOLINT(readability-inconsistent-declaration-parameter-name): glibc's are reserved names */
 {
     return aligned_any(align, size);
 }
