@@ -697,20 +697,24 @@ static PK__SLOW_PATH void page_after_free(thread_heap *h, page *pg)
     }
 }
 
+/* A free the fast path declined: pk_pool_free frees the block or reports the
+ * misuse (then nothing changed; a block whose guards were damaged is freed
+ * all the same). */
+static PK__SLOW_PATH void small_free_checked(thread_heap *h, page *pg, void *ptr)
+{
+    pk_status status = pk_pool_free(&pg->pool, ptr);
+    if ((status == PK_OK || status == PK_ERR_GUARD_CORRUPT) && pg->state != PAGE_CURRENT) {
+        page_after_free(h, pg);
+    }
+}
+
+/* Every call here is a tail call, so the fast path saves no register. */
 static inline void small_free_local(thread_heap *h, small_chunk *sc, void *ptr)
 {
     page *pg = &sc->pages[((uintptr_t)ptr - (uintptr_t)sc) >> PAGE_SHIFT];
-#if PK_DEBUG
-    pk_status status = pk_pool_free(&pg->pool, ptr);
-    if (status != PK_OK && status != PK_ERR_GUARD_CORRUPT) {
-        return; /* reported by the pool: nothing changed (a damaged guard's block is freed) */
-    }
-#else
-    if (UNLIKELY(!pk__pool_push_fast(&pg->pool, ptr)) && pk_pool_free(&pg->pool, ptr) != PK_OK) {
-        return; /* reported by the pool: nothing changed */
-    }
-#endif
-    if (UNLIKELY(pg->state != PAGE_CURRENT)) {
+    if (PK_DEBUG || UNLIKELY(!pk__pool_push_fast(&pg->pool, ptr))) {
+        small_free_checked(h, pg, ptr);
+    } else if (UNLIKELY(pg->state != PAGE_CURRENT)) {
         page_after_free(h, pg);
     }
 }
