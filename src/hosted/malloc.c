@@ -7,7 +7,8 @@
  *   four per power of two to 1 KiB). Each class is a set of pages of
  *   PAGE_SIZE bytes, each page a pk_pool of the class's block size.
  * - medium, up to MEDIUM_MAX: a pk_heap (TLSF) per chunk, so bounded time
- *   and boundary tags that merge freed neighbours at once.
+ *   and boundary tags that merge freed neighbours at once. All threads share
+ *   these chunks, under one lock (medium_arena says why).
  * - large: whole pages from mmap, one mapping per block (mremap grows them
  *   without a copy). Up to LARGE_CACHE_COUNT freed mappings, together at most
  *   LARGE_CACHE_BYTES, are kept for reuse: a program that allocates and frees
@@ -18,26 +19,25 @@
  * chunk map) tells in O(1), without touching the pointer's memory, whether a
  * pointer is in one of our chunks, and which.
  *
- * Threads: each thread allocates from its own heap (struct thread_heap: its
- * classes' pages and its medium chunks), without a lock. A block freed by
+ * Threads: each thread allocates small blocks from its own heap (struct
+ * thread_heap: its classes' pages), without a lock. A small block freed by
  * another thread is pushed on its owner heap's lock-free stack of remote
- * frees, which the owner drains when an allocation needs a new page or
- * chunk. A heap whose thread exits is abandoned, whole, to the next thread
+ * frees, which the owner drains when an allocation needs a new page. A heap whose thread exits is abandoned, whole, to the next thread
  * that starts (so memory stays bounded by the threads alive at once); blocks
  * freed into it meanwhile wait on its stack.
  *
  * Memory goes back to the OS: a small page whose blocks are all free returns
  * to its chunk at once (it may serve another class); a chunk whose pages or
- * heap are all free is unmapped, unless its heap keeps fewer than
- * EMPTY_CHUNKS_KEPT empty chunks: those serve the heap's next chunks, of
- * either kind. A heap whose use swings by a few chunks (a producer whose
- * blocks another thread frees in batches) otherwise maps, faults in and
- * unmaps a chunk at each swing: a first version that kept one empty chunk
- * of each kind unmapped 774 of the 781 chunks it mapped in such a test, and
- * spent 2.8 s in the kernel where glibc spent 1.1 s. Kept chunks stay
- * resident, at most EMPTY_CHUNKS_KEPT * CHUNK_SIZE bytes a heap, for memory
- * the program had in use before. Large blocks are unmapped when freed,
- * beyond the cache above.
+ * heap are all free is unmapped, unless its owner (a thread heap, or the
+ * medium arena) keeps fewer than EMPTY_CHUNKS_KEPT empty chunks: those serve
+ * its next chunks. An owner whose use swings by a few chunks (a producer
+ * whose blocks another thread frees in batches) otherwise maps, faults in
+ * and unmaps a chunk at each swing: keeping one empty chunk, a version
+ * unmapped 774 of the 781 chunks it mapped in such a test and spent 2.8 s
+ * in the kernel where glibc spent 1.1 s. Kept chunks stay resident, at most
+ * EMPTY_CHUNKS_KEPT * CHUNK_SIZE bytes an owner, for memory the program had
+ * in use before. Large blocks are unmapped when freed, beyond the cache
+ * above.
  *
  * Before the first thread heap exists, and while one is being set up (the
  * dynamic loader, libc's start-up and pthread calls may allocate), blocks
@@ -154,10 +154,19 @@ typedef struct page {
 } page;
 
 typedef struct chunk {
-    struct thread_heap *owner;
+    struct thread_heap *owner; /* a small chunk's heap (NULL for medium ones) */
     unsigned kind;             /* enum chunk_kind */
-    struct chunk *next, *prev; /* in the owner's list of chunks of this kind */
+    struct chunk *next, *prev; /* in its chunk set's list */
 } chunk;
+
+/* The chunks of one kind that one owner holds: a thread heap its small
+ * chunks, the medium arena the medium ones. */
+typedef struct {
+    chunk *in_use;
+    chunk *empty;              /* kept for reuse, linked through next */
+    unsigned empty_count;
+    uint64_t mapped, unmapped;
+} chunk_set;
 
 typedef struct {
     chunk head;
@@ -187,19 +196,27 @@ typedef struct {
 
 typedef struct thread_heap {
     size_class_state classes[CLASS_COUNT];
-    chunk *small_chunks;
-    chunk *medium_chunks;
-    chunk *medium_current;
-    chunk *empty_chunks;       /* kept for reuse, linked through next */
-    unsigned empty_count;
+    chunk_set chunks;
     _Atomic(void *) remote_frees; /* blocks freed by other threads, linked through their first word */
     unsigned state;            /* enum heap_state, written under registry_lock */
     struct thread_heap *next_all;      /* every heap, for the stats and fork */
     struct thread_heap *next_abandoned;
     uint64_t remote_drained;   /* blocks taken from remote_frees */
-    uint64_t chunks_mapped;
-    uint64_t chunks_unmapped;
 } thread_heap;
+
+/* Medium blocks of every thread come from one set of chunks under one lock.
+ * Each thread its own medium chunks, as it has its own small pages, cost
+ * 1.39x glibc's peak RSS in the larson benchmark (bench/malloc/larson.c),
+ * against 1.0x shared: a thread's medium population there swings as it
+ * allocates while others free its older blocks, so the sum of the per-thread
+ * peaks was twice the whole's; two arenas (threads split between them)
+ * still cost 1.2x. Medium requests are rarer than small ones and each
+ * writes a kilobyte or more: the lock costs little beside that. */
+static struct {
+    pthread_mutex_t lock;
+    chunk_set chunks;
+    chunk *current;            /* the chunk the last allocation came from */
+} medium_arena = {PTHREAD_MUTEX_INITIALIZER, {NULL, NULL, 0, 0, 0}, NULL};
 
 /* The page every class starts with: its pool has no block, so the fast path
  * falls through to the slow one, which replaces it. */
@@ -465,12 +482,14 @@ static pthread_mutex_t large_lock = PTHREAD_MUTEX_INITIALIZER;
 static void fork_prepare(void)
 {
     (void)pthread_mutex_lock(&registry_lock);
+    (void)pthread_mutex_lock(&medium_arena.lock);
     (void)pthread_mutex_lock(&large_lock);
 }
 
 static void fork_parent(void)
 {
     (void)pthread_mutex_unlock(&large_lock);
+    (void)pthread_mutex_unlock(&medium_arena.lock);
     (void)pthread_mutex_unlock(&registry_lock);
 }
 
@@ -482,23 +501,20 @@ static void fork_child(void)
         }
     }
     (void)pthread_mutex_unlock(&large_lock);
+    (void)pthread_mutex_unlock(&medium_arena.lock);
     (void)pthread_mutex_unlock(&registry_lock);
 }
 
 /* ---- Chunks ------------------------------------------------------------ */
 
-static chunk **chunk_list(thread_heap *h, unsigned kind)
+/* A chunk of the kind for set (owned by owner): one of its empty chunks, or
+ * a new one. */
+static chunk *chunk_new(chunk_set *set, unsigned kind, thread_heap *owner)
 {
-    return kind == CHUNK_SMALL ? &h->small_chunks : &h->medium_chunks;
-}
-
-/* A chunk of the kind for h: one of its empty chunks, or a new one. */
-static chunk *chunk_new(thread_heap *h, unsigned kind)
-{
-    chunk *c = h->empty_chunks;
+    chunk *c = set->empty;
     if (c != NULL) {
-        h->empty_chunks = c->next;
-        h->empty_count--;
+        set->empty = c->next;
+        set->empty_count--;
     } else {
         c = os_map_aligned(CHUNK_SIZE, CHUNK_SIZE);
         if (c == NULL) {
@@ -508,9 +524,9 @@ static chunk *chunk_new(thread_heap *h, unsigned kind)
             os_unmap(c, CHUNK_SIZE);
             return NULL;
         }
-        c->owner = h;
-        h->chunks_mapped++;
+        set->mapped++;
     }
+    c->owner = owner;
     if (kind == CHUNK_SMALL) {
         small_chunk *sc = (small_chunk *)(void *)c;
         memset(sc->pages, 0, sizeof sc->pages);
@@ -522,41 +538,36 @@ static chunk *chunk_new(thread_heap *h, unsigned kind)
         pk_heap_set_name(&mc->heap, "malloc medium");
     }
     c->kind = kind;
-    chunk **list = chunk_list(h, kind);
     c->prev = NULL;
-    c->next = *list;
-    if (*list != NULL) {
-        (*list)->prev = c;
+    c->next = set->in_use;
+    if (set->in_use != NULL) {
+        set->in_use->prev = c;
     }
-    *list = c;
+    set->in_use = c;
     return c;
 }
 
-/* c has no live block left: kept among h's empty chunks, or unmapped when h
- * keeps EMPTY_CHUNKS_KEPT already. */
-static void chunk_emptied(thread_heap *h, chunk *c)
+/* c has no live block left: kept among set's empty chunks, or unmapped when
+ * set keeps EMPTY_CHUNKS_KEPT already. */
+static void chunk_emptied(chunk_set *set, chunk *c)
 {
-    chunk **list = chunk_list(h, c->kind);
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else {
-        *list = c->next;
+        set->in_use = c->next;
     }
     if (c->next != NULL) {
         c->next->prev = c->prev;
     }
-    if (h->medium_current == c) {
-        h->medium_current = NULL;
-    }
     c->kind = CHUNK_EMPTY;
-    if (h->empty_count < EMPTY_CHUNKS_KEPT) {
-        c->next = h->empty_chunks;
-        h->empty_chunks = c;
-        h->empty_count++;
+    if (set->empty_count < EMPTY_CHUNKS_KEPT) {
+        c->next = set->empty;
+        set->empty = c;
+        set->empty_count++;
         return;
     }
     (void)chunk_map_set(c, NULL);
-    h->chunks_unmapped++;
+    set->unmapped++;
     os_unmap(c, CHUNK_SIZE);
 }
 
@@ -603,18 +614,18 @@ static void page_release(thread_heap *h, page *pg)
     pg->state = PAGE_UNUSED;
     sc->free_pages |= (uint64_t)1 << (pg - sc->pages);
     if (sc->free_pages == ~(uint64_t)0 << HEADER_PAGES) {
-        chunk_emptied(h, &sc->head);
+        chunk_emptied(&h->chunks, &sc->head);
     }
 }
 
 /* A page for class cls from one of h's chunks, or a new chunk. */
 static page *page_take(thread_heap *h, unsigned cls)
 {
-    chunk *c = h->small_chunks;
+    chunk *c = h->chunks.in_use;
     while (c != NULL && ((small_chunk *)(void *)c)->free_pages == 0) {
         c = c->next;
     }
-    if (c == NULL && (c = chunk_new(h, CHUNK_SMALL)) == NULL) {
+    if (c == NULL && (c = chunk_new(&h->chunks, CHUNK_SMALL, h)) == NULL) {
         return NULL;
     }
     small_chunk *sc = (small_chunk *)(void *)c;
@@ -721,38 +732,31 @@ static inline void small_free_local(thread_heap *h, small_chunk *sc, void *ptr)
 
 /* ---- Medium blocks ------------------------------------------------------- */
 
-static inline void *medium_try(thread_heap *h, chunk *c, size_t size, size_t align)
+static inline void *medium_try(chunk *c, size_t size, size_t align)
 {
     void *block = align <= MIN_ALIGN ? pk_heap_alloc(chunk_heap(c), size)
                                      : pk_heap_alloc_aligned(chunk_heap(c), size, align);
     if (block != NULL) {
-        h->medium_current = c;
+        medium_arena.current = c;
     }
     return block;
 }
 
-static PK__SLOW_PATH void *medium_alloc_slow(thread_heap *h, size_t size, size_t align)
+/* A medium block from the chunk of the last one, another chunk, or a new
+ * chunk: O(chunks) when the last one's chunk is full. */
+static void *medium_alloc(size_t size, size_t align)
 {
-    drain_remote_frees(h);
-    for (chunk *c = h->medium_chunks; c != NULL; c = c->next) {
-        void *block = medium_try(h, c, size, align);
-        if (block != NULL) {
-            return block;
-        }
+    (void)pthread_mutex_lock(&medium_arena.lock);
+    void *block = medium_arena.current != NULL ? medium_try(medium_arena.current, size, align) : NULL;
+    for (chunk *c = medium_arena.chunks.in_use; block == NULL && c != NULL; c = c->next) {
+        block = c != medium_arena.current ? medium_try(c, size, align) : NULL;
     }
-    chunk *c = chunk_new(h, CHUNK_MEDIUM);
-    return c != NULL ? medium_try(h, c, size, align) : NULL;
-}
-
-static void *medium_alloc(thread_heap *h, size_t size, size_t align)
-{
-    if (LIKELY(h->medium_current != NULL)) {
-        void *block = medium_try(h, h->medium_current, size, align);
-        if (block != NULL) {
-            return block;
-        }
+    if (block == NULL) {
+        chunk *c = chunk_new(&medium_arena.chunks, CHUNK_MEDIUM, NULL);
+        block = c != NULL ? medium_try(c, size, align) : NULL;
     }
-    return medium_alloc_slow(h, size, align);
+    (void)pthread_mutex_unlock(&medium_arena.lock);
+    return block;
 }
 
 static size_t medium_live(chunk *c)
@@ -762,35 +766,57 @@ static size_t medium_live(chunk *c)
     return (size_t)stats.live;
 }
 
-/* Not inlined: its stats on the stack would make every free's frame large. */
-static __attribute__((noinline)) void medium_free_local(thread_heap *h, chunk *c, void *ptr)
+/* Frees a block of the medium chunk c (or reports the misuse: under the
+ * arena's lock, so a fault handler must not allocate). */
+static PK__SLOW_PATH void medium_free(chunk *c, void *ptr)
 {
+    (void)pthread_mutex_lock(&medium_arena.lock);
     if (pk_heap_free(chunk_heap(c), ptr) == PK_OK && medium_live(c) == 0) {
-        chunk_emptied(h, c);
+        if (medium_arena.current == c) {
+            medium_arena.current = NULL;
+        }
+        chunk_emptied(&medium_arena.chunks, c);
     }
+    (void)pthread_mutex_unlock(&medium_arena.lock);
+}
+
+/* Resizes a medium block within its chunk (in place, or moved there); NULL
+ * when the chunk has no room (ptr kept). */
+static void *medium_resize(chunk *c, void *ptr, size_t size)
+{
+    (void)pthread_mutex_lock(&medium_arena.lock);
+    void *resized = pk_heap_realloc(chunk_heap(c), ptr, size);
+    (void)pthread_mutex_unlock(&medium_arena.lock);
+    return resized;
 }
 
 /* ---- Frees from other threads -------------------------------------------- */
 
+/* A block on a remote-free stack holds the stack's link in its first word
+ * and this mark, made from its address, in its second (every small block
+ * has 16 bytes): a second free of the block before its owner takes it off
+ * the stack is seen, and reported, rather than linking the stack into a
+ * cycle. The owner clears the mark. */
+static inline uintptr_t remote_mark(const void *ptr)
+{
+    return (uintptr_t)ptr ^ (uintptr_t)0x5a5ac3c3a5a53c3cull;
+}
+
 static void remote_free(thread_heap *owner, void *ptr)
 {
+    uintptr_t mark = remote_mark(ptr);
+    uintptr_t seen;
+    memcpy(&seen, (unsigned char *)ptr + sizeof(void *), sizeof seen);
+    if (UNLIKELY(seen == mark)) {
+        (void)pk_report_fault(PK_ERR_DOUBLE_FREE, "malloc small", ptr);
+        return;
+    }
+    memcpy((unsigned char *)ptr + sizeof(void *), &mark, sizeof mark);
     void *head = atomic_load_explicit(&owner->remote_frees, memory_order_relaxed);
     do {
         memcpy(ptr, &head, sizeof head);
     } while (!atomic_compare_exchange_weak_explicit(&owner->remote_frees, &head, ptr,
                                                     memory_order_release, memory_order_relaxed));
-}
-
-static void free_local(thread_heap *h, chunk *c, void *ptr)
-{
-    if (LIKELY(c->kind == CHUNK_SMALL)) {
-        small_free_local(h, (small_chunk *)(void *)c, ptr);
-    } else if (c->kind == CHUNK_MEDIUM) {
-        medium_free_local(h, c, ptr);
-    } else {
-        /* No block of the chunk is live: ptr was freed already. */
-        (void)pk_report_fault(PK_ERR_DOUBLE_FREE, "malloc", ptr);
-    }
 }
 
 static void drain_remote_frees(thread_heap *h)
@@ -799,10 +825,12 @@ static void drain_remote_frees(thread_heap *h)
         return;
     }
     void *ptr = atomic_exchange_explicit(&h->remote_frees, NULL, memory_order_acquire);
+    static const uintptr_t cleared = 0;
     while (ptr != NULL) {
         void *next;
         memcpy(&next, ptr, sizeof next);
-        free_local(h, chunk_of(ptr), ptr);
+        memcpy((unsigned char *)ptr + sizeof(void *), &cleared, sizeof cleared);
+        small_free_local(h, (small_chunk *)(void *)chunk_of(ptr), ptr);
         h->remote_drained++;
         ptr = next;
     }
@@ -1102,9 +1130,9 @@ static void *allocate(size_t size, size_t align, bool *fresh)
         while (cls < CLASS_COUNT && class_size[cls] % align != 0) {
             cls++;
         }
-        block = cls < CLASS_COUNT ? small_alloc(h, cls) : medium_alloc(h, size, align);
+        block = cls < CLASS_COUNT ? small_alloc(h, cls) : medium_alloc(size, align);
     } else if (size <= MEDIUM_MAX && align <= MEDIUM_ALIGN_MAX) {
-        block = medium_alloc(h, size, align);
+        block = medium_alloc(size, align);
     } else {
         bool mapped = false;
         block = large_alloc(size, align, &mapped);
@@ -1124,7 +1152,13 @@ static size_t usable_size(void *ptr, chunk *c)
             page *pg = &sc->pages[((uintptr_t)ptr - (uintptr_t)sc) >> PAGE_SHIFT];
             return pk_pool_usable_size(&pg->pool, ptr);
         }
-        return c->kind == CHUNK_MEDIUM ? pk_heap_usable_size(chunk_heap(c), ptr) : 0;
+        if (c->kind != CHUNK_MEDIUM) {
+            return 0;
+        }
+        (void)pthread_mutex_lock(&medium_arena.lock);
+        size_t usable = pk_heap_usable_size(chunk_heap(c), ptr);
+        (void)pthread_mutex_unlock(&medium_arena.lock);
+        return usable;
     }
     if (in_bootstrap(ptr)) {
         return bootstrap_size(ptr);
@@ -1158,19 +1192,29 @@ static PK__SLOW_PATH void free_outside_chunks(void *ptr)
     __libc_free(ptr);
 }
 
+static PK__SLOW_PATH void free_in_other_chunk(chunk *c, void *ptr)
+{
+    if (c->kind == CHUNK_MEDIUM) {
+        medium_free(c, ptr);
+    } else {
+        /* No block of the chunk is live: ptr was freed already. */
+        (void)pk_report_fault(PK_ERR_DOUBLE_FREE, "malloc", ptr);
+    }
+}
+
 void PKM_API(free)(void *ptr)
 {
     chunk *c = chunk_of(ptr);
-    if (LIKELY(c != NULL)) {
-        thread_heap *h = my_heap;
-        if (LIKELY(c->owner == h)) {
-            free_local(h, c, ptr);
+    if (LIKELY(c != NULL && c->kind == CHUNK_SMALL)) {
+        thread_heap *owner = c->owner;
+        if (LIKELY(owner == my_heap)) {
+            small_free_local(owner, (small_chunk *)(void *)c, ptr);
         } else {
-            remote_free(c->owner, ptr);
+            remote_free(owner, ptr);
         }
-        return;
-    }
-    if (ptr != NULL) {
+    } else if (c != NULL) {
+        free_in_other_chunk(c, ptr);
+    } else if (ptr != NULL) {
         free_outside_chunks(ptr);
     }
 }
@@ -1206,8 +1250,8 @@ void *PKM_API(realloc)(void *ptr, size_t size)
             if (size <= old_size && size > old_size / 2) {
                 return ptr;
             }
-        } else if (c->owner == my_heap && size > SMALL_MAX && size <= MEDIUM_MAX) {
-            void *resized = pk_heap_realloc(chunk_heap(c), ptr, size);
+        } else if (c->kind == CHUNK_MEDIUM && size > SMALL_MAX && size <= MEDIUM_MAX) {
+            void *resized = medium_resize(c, ptr, size);
             if (resized != NULL) {
                 return resized;
             }
@@ -1305,21 +1349,36 @@ size_t PKM_API(malloc_usable_size)(void *ptr)
 
 /* ---- Invariants ------------------------------------------------------------- */
 
-/* The problems found in h's structure: each chunk in the list of its kind,
- * owned by h and in the chunk map; each small page's state agreeing with its
- * chunk's page bitmap and its class's lists (one current page, partial pages
- * with both live and free blocks, full pages with no free block), and its
- * pool's own check; each medium chunk's heap check; the empty chunks counted.
- * h must be quiescent (its thread stopped or exiting). O(blocks of h). */
-static unsigned heap_check(const thread_heap *h)
+/* The problems found in a chunk set of the kind, owned by owner: each chunk
+ * of its lists of that kind (or empty), owned, in the chunk map, linked both
+ * ways; the empty chunks counted. O(chunks). */
+static unsigned chunk_set_check(const chunk_set *set, unsigned kind, const thread_heap *owner)
 {
     unsigned problems = 0;
+    for (const chunk *c = set->in_use; c != NULL; c = c->next) {
+        problems += c->kind != kind || c->owner != owner || chunk_of(c) != c ||
+                    (c->next != NULL && c->next->prev != c);
+    }
+    unsigned empty = 0;
+    for (const chunk *c = set->empty; c != NULL && empty <= EMPTY_CHUNKS_KEPT; c = c->next) {
+        problems += c->kind != CHUNK_EMPTY || chunk_of(c) != c;
+        empty++;
+    }
+    return problems + (empty != set->empty_count || empty > EMPTY_CHUNKS_KEPT);
+}
+
+/* The problems found in h: its chunk set's; each page's state agreeing with
+ * its chunk's page bitmap and its class's lists (one current page, partial
+ * pages with both live and free blocks, full pages with no free block), and
+ * its pool's own check; no chunk without a page in use. h must be quiescent
+ * (its thread stopped or exiting). O(blocks of h). */
+static unsigned heap_check(const thread_heap *h)
+{
+    unsigned problems = chunk_set_check(&h->chunks, CHUNK_SMALL, h);
     size_t current_pages[CLASS_COUNT] = {0}, partial_pages[CLASS_COUNT] = {0};
-    for (const chunk *c = h->small_chunks; c != NULL; c = c->next) {
+    for (const chunk *c = h->chunks.in_use; c != NULL; c = c->next) {
         const small_chunk *sc = (const small_chunk *)(const void *)c;
-        problems += c->kind != CHUNK_SMALL || c->owner != h || chunk_of(c) != c ||
-                    (c->next != NULL && c->next->prev != c) ||
-                    (sc->free_pages & ~(~(uint64_t)0 << HEADER_PAGES)) != 0 ||
+        problems += (sc->free_pages & ~(~(uint64_t)0 << HEADER_PAGES)) != 0 ||
                     sc->free_pages == ~(uint64_t)0 << HEADER_PAGES;
         for (size_t i = HEADER_PAGES; i < PAGES_PER_CHUNK; i++) {
             const page *pg = &sc->pages[i];
@@ -1353,18 +1412,20 @@ static unsigned heap_check(const thread_heap *h)
         }
         problems += listed != partial_pages[cls];
     }
-    for (const chunk *c = h->medium_chunks; c != NULL; c = c->next) {
-        problems += c->kind != CHUNK_MEDIUM || c->owner != h || chunk_of(c) != c ||
-                    (c->next != NULL && c->next->prev != c) ||
-                    pk_heap_check(&((const medium_chunk *)(const void *)c)->heap) != PK_OK;
-    }
-    unsigned empty = 0;
-    for (const chunk *c = h->empty_chunks; c != NULL && empty <= EMPTY_CHUNKS_KEPT; c = c->next) {
-        problems += c->kind != CHUNK_EMPTY || c->owner != h || chunk_of(c) != c;
-        empty++;
-    }
-    problems += empty != h->empty_count || empty > EMPTY_CHUNKS_KEPT;
     return problems;
+}
+
+/* The problems found in the medium arena: its chunk set's, each chunk's heap
+ * check, its current chunk one of its chunks. Under the arena's lock. */
+static unsigned medium_arena_check(void)
+{
+    unsigned problems = chunk_set_check(&medium_arena.chunks, CHUNK_MEDIUM, NULL);
+    bool current_found = medium_arena.current == NULL;
+    for (chunk *c = medium_arena.chunks.in_use; c != NULL; c = c->next) {
+        problems += pk_heap_check(chunk_heap(c)) != PK_OK;
+        current_found = current_found || c == medium_arena.current;
+    }
+    return problems + !current_found;
 }
 
 /* ---- Statistics at exit --------------------------------------------------- */
@@ -1440,13 +1501,16 @@ static void print_check(void)
         }
     }
     (void)pthread_mutex_unlock(&registry_lock);
+    (void)pthread_mutex_lock(&medium_arena.lock);
+    problems += medium_arena_check();
+    (void)pthread_mutex_unlock(&medium_arena.lock);
     put(&r, "poolkit-malloc check (pid ");
     put_u64(&r, (uint64_t)getpid());
     put(&r, "): ");
     put_u64(&r, checked);
-    put(&r, " heaps checked, ");
+    put(&r, " thread heaps and the medium arena checked, ");
     put_u64(&r, skipped);
-    put(&r, problems == 0 ? " in use elsewhere: ok\n" : " in use elsewhere: FAILED, problems ");
+    put(&r, problems == 0 ? " heaps in use elsewhere: ok\n" : " heaps in use elsewhere: FAILED, problems ");
     if (problems != 0) {
         put_u64(&r, problems);
         put(&r, "\n");
@@ -1466,9 +1530,9 @@ static void print_stats(void)
         heaps++;
         owned += h->state == HEAP_OWNED;
         remote += h->remote_drained;
-        mapped += h->chunks_mapped;
-        unmapped += h->chunks_unmapped;
-        for (chunk *c = h->small_chunks; c != NULL; c = c->next) {
+        mapped += h->chunks.mapped;
+        unmapped += h->chunks.unmapped;
+        for (chunk *c = h->chunks.in_use; c != NULL; c = c->next) {
             small_chunk *sc = (small_chunk *)(void *)c;
             small_chunks++;
             for (size_t i = HEADER_PAGES; i < PAGES_PER_CHUNK; i++) {
@@ -1483,18 +1547,22 @@ static void print_stats(void)
                 }
             }
         }
-        for (chunk *c = h->medium_chunks; c != NULL; c = c->next) {
-            pk_stats s;
-            pk_heap_stats(chunk_heap(c), &s);
-            medium_chunks++;
-            medium.live += s.live;
-            medium.allocs += s.allocs;
-            medium.in_use += s.in_use;
-            medium.peak_in_use += s.peak_in_use;
-            medium.rejected += s.rejected;
-        }
     }
     (void)pthread_mutex_unlock(&registry_lock);
+    (void)pthread_mutex_lock(&medium_arena.lock);
+    for (chunk *c = medium_arena.chunks.in_use; c != NULL; c = c->next) {
+        pk_stats s;
+        pk_heap_stats(chunk_heap(c), &s);
+        medium_chunks++;
+        medium.live += s.live;
+        medium.allocs += s.allocs;
+        medium.in_use += s.in_use;
+        medium.peak_in_use += s.peak_in_use;
+        medium.rejected += s.rejected;
+    }
+    mapped += medium_arena.chunks.mapped;
+    unmapped += medium_arena.chunks.unmapped;
+    (void)pthread_mutex_unlock(&medium_arena.lock);
 
     put(&r, "poolkit-malloc stats (pid ");
     put_u64(&r, (uint64_t)getpid());
@@ -1527,7 +1595,7 @@ static void print_stats(void)
         }
         put(&r, "\n");
     }
-    put(&r, "  medium (pk_heap per 4 MiB chunk, to 512 KiB): ");
+    put(&r, "  medium (one arena, a pk_heap per 4 MiB chunk, to 512 KiB): ");
     put_u64(&r, medium_chunks);
     put(&r, " chunks, live ");
     put_u64(&r, medium.live);
