@@ -11,9 +11,14 @@
  *   these chunks, under one lock (medium_arena says why).
  * - large: whole pages from mmap, one mapping per block (mremap grows them
  *   without a copy). Up to LARGE_CACHE_COUNT freed mappings, together at most
- *   LARGE_CACHE_BYTES, are kept for reuse: a program that allocates and frees
- *   the same big buffer again and again then costs no system call and no page
- *   fault each time (glibc does the same by raising its mmap threshold).
+ *   half the peak of live large bytes (at least LARGE_CACHE_MIN_BYTES), are
+ *   kept for reuse, trimmed or grown with mremap to the next request: a
+ *   program that allocates and frees big buffers again and again then pays
+ *   few system calls and page faults (glibc keeps such memory too, raising
+ *   its mmap threshold up to 32 MiB as blocks are freed).
+ * MEDIUM_MAX is glibc's first mmap threshold, 128 KiB: with 512 KiB, the
+ * vectors of bench/malloc/realloc_growth.c, doubling through 256 and 512 KiB
+ * in 4 MiB heaps, cost 1.24x glibc's peak RSS (now 1.0x).
  * Small pages and medium heaps live in chunks of CHUNK_SIZE bytes aligned to
  * their size, mapped with mmap; a two-level table of chunk addresses (the
  * chunk map) tells in O(1), without touching the pointer's memory, whether a
@@ -34,7 +39,7 @@
  * whose blocks another thread frees in batches) otherwise maps, faults in
  * and unmaps a chunk at each swing: keeping one empty chunk, a version
  * unmapped 774 of the 781 chunks it mapped in such a test and spent 2.8 s
- * in the kernel where glibc spent 1.1 s. Kept chunks stay resident, at most
+ * in the kernel where glibc took 0.5 to 1.4 s. Kept chunks stay resident, at most
  * EMPTY_CHUNKS_KEPT * CHUNK_SIZE bytes an owner, for memory the program had
  * in use before. Large blocks are unmapped when freed, beyond the cache
  * above.
@@ -110,13 +115,13 @@ extern void *__libc_realloc(void *ptr, size_t size); /* NOLINT(bugprone-reserved
 #define PAGES_PER_CHUNK (CHUNK_SIZE / PAGE_SIZE)
 #define CLASS_COUNT 24u
 #define SMALL_MAX ((size_t)1024)
-#define MEDIUM_MAX ((size_t)512 * 1024)
+#define MEDIUM_MAX ((size_t)128 * 1024)
 /* The largest alignment a medium block takes from its chunk's heap. */
 #define MEDIUM_ALIGN_MAX ((size_t)64 * 1024)
 #define MIN_ALIGN ((size_t)16)
 #define EMPTY_CHUNKS_KEPT 4u
-#define LARGE_CACHE_COUNT 8u
-#define LARGE_CACHE_BYTES ((size_t)64 << 20)
+#define LARGE_CACHE_COUNT 16u
+#define LARGE_CACHE_MIN_BYTES ((size_t)64 << 20)
 #define BOOTSTRAP_SIZE ((size_t)256 * 1024)
 
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -945,27 +950,51 @@ static size_t os_page_size(void)
     return size;
 }
 
-/* A mapping of at least size bytes from the cache (best fit, at most twice
- * size), under large_lock; *size becomes its size. */
-static unsigned char *large_cache_take(size_t *size)
+/* Takes from the cache, under large_lock, the mapping that best serves a
+ * request of want bytes: the smallest at least as large, else the largest.
+ * false when the cache is empty. */
+static bool large_cache_take(size_t want, large_block *out)
 {
     size_t best = LARGE_CACHE_COUNT;
     for (size_t i = 0; i < large_cache_count; i++) {
         size_t have = large_cache[i].map_size;
-        if (have >= *size && have / 2 <= *size &&
-            (best == LARGE_CACHE_COUNT || have < large_cache[best].map_size)) {
+        size_t best_have = best < LARGE_CACHE_COUNT ? large_cache[best].map_size : 0;
+        bool fits = have >= want, best_fits = best_have >= want;
+        if (best == LARGE_CACHE_COUNT || (fits && (!best_fits || have < best_have)) ||
+            (!fits && !best_fits && have > best_have)) {
             best = i;
         }
     }
     if (best == LARGE_CACHE_COUNT) {
-        return NULL;
+        return false;
     }
-    unsigned char *base = large_cache[best].base;
-    *size = large_cache[best].map_size;
-    large_cache_bytes -= *size;
-    large_cache[best] = large_cache[--large_cache_count];
+    *out = large_cache[best];
+    large_cache_bytes -= out->map_size;
+    memmove(&large_cache[best], &large_cache[best + 1], (--large_cache_count - best) * sizeof(large_block));
     large_cache_hits++;
-    return base;
+    return true;
+}
+
+/* Makes the cached mapping b fit want bytes: kept whole up to twice want,
+ * else its tail unmapped; grown with mremap when smaller (its pages move
+ * with it, so only the new ones fault in). false (b unmapped) when mremap
+ * fails. */
+static bool large_cache_fit(large_block *b, size_t want)
+{
+    if (b->map_size / 2 > want) {
+        os_unmap(b->base + want, b->map_size - want);
+        b->map_size = want;
+    } else if (b->map_size < want) {
+        void *moved = mremap(b->base, b->map_size, want, MREMAP_MAYMOVE);
+        if (moved == MAP_FAILED) {
+            os_unmap(b->base, b->map_size);
+            return false;
+        }
+        count_mapped(want - b->map_size);
+        b->base = moved;
+        b->map_size = want;
+    }
+    return true;
 }
 
 /* A large block of size bytes aligned to align; *fresh says whether its
@@ -981,11 +1010,14 @@ static void *large_alloc(size_t size, size_t align, bool *fresh)
         return NULL;
     }
     large_block b = {NULL, NULL, map_size};
-    (void)pthread_mutex_lock(&large_lock);
     if (align == page_size) {
-        b.base = large_cache_take(&b.map_size);
+        (void)pthread_mutex_lock(&large_lock);
+        bool cached = large_cache_take(map_size, &b);
+        (void)pthread_mutex_unlock(&large_lock);
+        if (cached && !large_cache_fit(&b, map_size)) {
+            b.base = NULL;
+        }
     }
-    (void)pthread_mutex_unlock(&large_lock);
     *fresh = b.base == NULL;
     if (b.base == NULL) {
         b.base = align == page_size ? os_map(map_size) : os_map_aligned(map_size, align);
@@ -1020,16 +1052,17 @@ static bool large_free(void *ptr)
     large_remove(entry);
     large_frees++;
     large_block evicted = {NULL, NULL, 0};
-    if (b.map_size <= LARGE_CACHE_BYTES) {
+    size_t limit = large_peak_bytes / 2 > LARGE_CACHE_MIN_BYTES ? large_peak_bytes / 2 : LARGE_CACHE_MIN_BYTES;
+    if (b.map_size <= limit) {
         while (large_cache_count > 0 &&
-               (large_cache_count == LARGE_CACHE_COUNT || large_cache_bytes + b.map_size > LARGE_CACHE_BYTES) &&
+               (large_cache_count == LARGE_CACHE_COUNT || large_cache_bytes + b.map_size > limit) &&
                evicted.base == NULL) {
             /* The oldest goes: one munmap per free at most, outside the lock. */
             evicted = large_cache[0];
             large_cache_bytes -= evicted.map_size;
             memmove(&large_cache[0], &large_cache[1], --large_cache_count * sizeof(large_block));
         }
-        if (large_cache_count < LARGE_CACHE_COUNT && large_cache_bytes + b.map_size <= LARGE_CACHE_BYTES) {
+        if (large_cache_count < LARGE_CACHE_COUNT && large_cache_bytes + b.map_size <= limit) {
             large_cache[large_cache_count++] = b;
             large_cache_bytes += b.map_size;
             b.base = NULL;
@@ -1595,7 +1628,9 @@ static void print_stats(void)
         }
         put(&r, "\n");
     }
-    put(&r, "  medium (one arena, a pk_heap per 4 MiB chunk, to 512 KiB): ");
+    put(&r, "  medium (one arena, a pk_heap per 4 MiB chunk, to ");
+    put_u64(&r, MEDIUM_MAX / 1024);
+    put(&r, " KiB): ");
     put_u64(&r, medium_chunks);
     put(&r, " chunks, live ");
     put_u64(&r, medium.live);
