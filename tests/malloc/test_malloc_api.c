@@ -17,12 +17,22 @@
  * Under a sanitizer without PKM_PREFIX the allocator under test is the
  * sanitizer's: it is told to return NULL rather than abort on impossible
  * requests, aligned_alloc gets sizes that are multiples of the alignment (it
- * refuses others: C11's rule, which glibc does not apply), and the test of
- * glibc's pointers is skipped (the sanitizer cannot free them).
+ * refuses others: C11's rule, which glibc does not apply). Under any
+ * sanitizer the test of glibc's pointers is skipped (see
+ * libc_allocated_blocks_freed_and_reallocated). Under valgrind (detected by
+ * its LD_PRELOAD) the allocator is valgrind's: pvalloc, which stops it, and
+ * the impossible requests, which it reports as errors and fails without
+ * errno, are left out.
  *
  * Failures on other threads and in forked children cannot use cmocka's
- * asserts: threads record the first failure (fail_at), children exit with a
- * status that the parent checks.
+ * asserts: threads record the first failure (thread_fail_at), children exit
+ * with a status that the parent checks.
+ *
+ * Usage: test_malloc_api [PATTERN] runs the tests whose names match PATTERN
+ * (cmocka's filter: * and ? wildcards), or all; exit status 0 when none
+ * failed. Output: cmocka's, one "[       OK ] name" (or FAILED, SKIPPED) per
+ * test, a failure preceded by a line saying what was expected and what
+ * happened.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -112,7 +122,7 @@ static pthread_mutex_t failure_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned failure_count;
 static char failure_text[256];
 
-static void fail_at(int line, const char *fmt, ...)
+static void thread_fail_at(int line, const char *fmt, ...)
 {
     pthread_mutex_lock(&failure_lock);
     if (failure_count++ == 0) {
@@ -124,7 +134,7 @@ static void fail_at(int line, const char *fmt, ...)
     }
     pthread_mutex_unlock(&failure_lock);
 }
-#define FAIL(...) fail_at(__LINE__, __VA_ARGS__)
+#define THREAD_FAIL(...) thread_fail_at(__LINE__, __VA_ARGS__)
 
 static void assert_no_thread_failure(void)
 {
@@ -500,19 +510,19 @@ static size_t large_sizes(size_t *out)
 
 static size_t sizes_buffer[MAX_LIVE];
 
-static void every_function_sizes_0_to_1k(void **state)
+static void every_function_0_to_1k_aligned_disjoint_writable_to_usable_size(void **state)
 {
     (void)state;
     check_every_kind(sizes_buffer, small_sizes(sizes_buffer));
 }
 
-static void every_function_sizes_1k_to_1m(void **state)
+static void every_function_1k_to_1m_aligned_disjoint_writable_to_usable_size(void **state)
 {
     (void)state;
     check_every_kind(sizes_buffer, medium_sizes(sizes_buffer));
 }
 
-static void every_function_sizes_1m_to_64m(void **state)
+static void every_function_1m_to_64m_aligned_disjoint_writable_to_usable_size(void **state)
 {
     (void)state;
     check_every_kind(sizes_buffer, large_sizes(sizes_buffer));
@@ -849,11 +859,12 @@ static unsigned char *resize_bytewise(unsigned char *p, size_t n, size_t target,
 {
     while (n != target) {
         size_t next = n < target ? n + 1 : n - 1;
+        uintptr_t old_address = (uintptr_t)p;
         unsigned char *q = PKM(realloc)(p, next);
         CHECK(q != NULL, "realloc from %zu to %zu returned NULL", n, next);
         size_t kept = n < next ? n : next;
         size_t at;
-        if (q == p && kept > 2 * KIB) {
+        if ((uintptr_t)q == old_address && kept > 2 * KIB) {
             at = first_mismatch(q, KIB, seed);
             if (at == KIB) {
                 at = first_mismatch_in(q, kept - KIB, kept, seed);
@@ -982,9 +993,9 @@ static parcel make_parcel(uint32_t *rng, unsigned seed)
     size_t n = random_size(rng);
     unsigned char *p = kind->allocate(n);
     if (p == NULL) {
-        FAIL("%s(%zu) returned NULL", kind->name, n);
+        THREAD_FAIL("%s(%zu) returned NULL", kind->name, n);
     } else if (!aligned_to(p, kind_alignment(kind, n))) {
-        FAIL("%s(%zu) returned %p", kind->name, n, (void *)p);
+        THREAD_FAIL("%s(%zu) returned %p", kind->name, n, (void *)p);
     } else {
         fill(p, n, seed);
     }
@@ -999,10 +1010,10 @@ static void open_parcel(parcel x)
     }
     size_t at = first_mismatch(x.ptr, x.size, x.seed);
     if (at != x.size) {
-        FAIL("block %p of %zu bytes changed at byte %zu before its free", (void *)x.ptr, x.size, at);
+        THREAD_FAIL("block %p of %zu bytes changed at byte %zu before its free", (void *)x.ptr, x.size, at);
     }
     if (PKM(malloc_usable_size)(x.ptr) < x.size) {
-        FAIL("block %p of %zu bytes: usable size %zu", (void *)x.ptr, x.size, PKM(malloc_usable_size)(x.ptr));
+        THREAD_FAIL("block %p of %zu bytes: usable size %zu", (void *)x.ptr, x.size, PKM(malloc_usable_size)(x.ptr));
     }
     PKM(free)(x.ptr);
 }
@@ -1361,7 +1372,7 @@ static void allocation_in_a_constructor_before_main(void **state)
 
 /* ---- Blocks from glibc's own allocator. */
 
-#ifndef SANITIZER_IS_THE_ALLOCATOR
+#ifndef PKM_TEST_SANITIZED
 /* Returns the exit status for the parent: 0, or 1 when bytes were lost or a
  * call returned NULL. */
 static int free_and_realloc_libc_blocks(void)
@@ -1399,8 +1410,12 @@ static int free_and_realloc_libc_blocks(void)
 static void libc_allocated_blocks_freed_and_reallocated(void **state)
 {
     (void)state;
-#ifdef SANITIZER_IS_THE_ALLOCATOR
-    skip(); /* the sanitizer's free reports (or crashes on) blocks it did not give */
+#ifdef PKM_TEST_SANITIZED
+    /* The sanitizers' runtimes take over some of glibc's __libc_* entry
+     * points and not others (ThreadSanitizer's __libc_malloc gives its own
+     * blocks, which glibc's __libc_free cannot take), and their free cannot
+     * take glibc's blocks. */
+    skip();
 #else
     pid_t pid = fork();
     if (pid == 0) {
@@ -1420,9 +1435,12 @@ static void libc_allocated_blocks_freed_and_reallocated(void **state)
 
 /* ---- Preloaded: the functions are the library's. */
 
+#ifndef PKM_PREFIX
+/* A function of this program, for dladdr to name the program. */
 static void take_address(void)
 {
 }
+#endif
 
 static void functions_come_from_the_preloaded_library(void **state)
 {
@@ -1479,8 +1497,6 @@ static void functions_come_from_the_preloaded_library(void **state)
 #endif
 }
 
-/* test_malloc_api [PATTERN]: runs the tests whose names match PATTERN (a
- * cmocka filter: * and ? wildcards), or all. */
 int main(int argc, char **argv)
 {
     if (argc > 2) {
@@ -1496,9 +1512,9 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(functions_come_from_the_preloaded_library),
         cmocka_unit_test(allocation_in_a_constructor_before_main),
-        cmocka_unit_test(every_function_sizes_0_to_1k),
-        cmocka_unit_test(every_function_sizes_1k_to_1m),
-        cmocka_unit_test(every_function_sizes_1m_to_64m),
+        cmocka_unit_test(every_function_0_to_1k_aligned_disjoint_writable_to_usable_size),
+        cmocka_unit_test(every_function_1k_to_1m_aligned_disjoint_writable_to_usable_size),
+        cmocka_unit_test(every_function_1m_to_64m_aligned_disjoint_writable_to_usable_size),
         cmocka_unit_test(usable_size_of_null_is_zero),
         cmocka_unit_test(every_power_of_two_alignment_to_16m),
         cmocka_unit_test(small_alignments_accepted_by_memalign_and_aligned_alloc),
