@@ -1181,9 +1181,10 @@ static size_t usable_size(void *ptr, chunk *c)
 {
     if (c != NULL) {
         if (c->kind == CHUNK_SMALL) {
+            /* The page's class, set before any of its blocks was handed out:
+             * the pool itself may be changing in its owner's thread. */
             small_chunk *sc = (small_chunk *)(void *)c;
-            page *pg = &sc->pages[((uintptr_t)ptr - (uintptr_t)sc) >> PAGE_SHIFT];
-            return pk_pool_usable_size(&pg->pool, ptr);
+            return class_size[sc->pages[((uintptr_t)ptr - (uintptr_t)sc) >> PAGE_SHIFT].size_class];
         }
         if (c->kind != CHUNK_MEDIUM) {
             return 0;
