@@ -21,7 +21,7 @@
 #include "malloc_bench.h"
 
 #define PROGRAM "realloc_growth"
-#define BUFFERS 1024u
+#define BUFFERS 256u
 #define TEMPORARIES 2048u
 #define BASE_STEPS 8000000u
 #define MAX_APPEND 64u
