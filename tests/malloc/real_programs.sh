@@ -35,12 +35,15 @@
 # Peak RSS: /usr/bin/time's %M, the largest single process of a step's
 # process tree (git gc's pack-objects, gcc's cc1), the largest over the
 # steps; not a sum over processes.
-# Output: one line per program,
+# Output: a first line `real_programs.sh: glibc vs LD_PRELOAD=LIB ...`, one
+# line per program,
 #   NAME  ok  glibc S s R MiB   LABEL S s R MiB   (T.TTx time, R.RRx RSS)
 # or NAME  FAILED: <why>, LABEL being LIB's name without lib and .so*, then
 # the last line `N passed, N failed`. With --bench, before that last line,
 # one line per program that passed:
 #   real NAME GLIBC_SECONDS LIB_SECONDS GLIBC_RSS_KIB LIB_RSS_KIB
+# WORKDIR/NAME/glibc-1 (the reference) and NAME/{glibc,lib}-REPEATS keep the
+# outputs, stderr and per-step figures (steps) of those runs.
 # Exit status 0 iff all passed; 2 for bad arguments.
 set -u
 
@@ -52,7 +55,7 @@ usage() {
 
 ALL_PROGRAMS=(python3 sqlite3 git gcc xz pigz sort)
 MARKER=.real_programs_workdir
-# Generous: the slowest step takes about 7 s on glibc; a hung allocator
+# Generous: the slowest step takes about 10 s on glibc; a hung allocator
 # must still end the run.
 STEP_TIMEOUT_SECONDS=600
 
@@ -113,8 +116,8 @@ base_env=(PATH="$PATH" HOME="$work/home" TMPDIR="$work/tmp" LC_ALL=C TZ=UTC
   GIT_AUTHOR_NAME=poolkit GIT_AUTHOR_EMAIL=poolkit@example.org GIT_AUTHOR_DATE=2026-01-01T00:00:00Z
   GIT_COMMITTER_NAME=poolkit GIT_COMMITTER_EMAIL=poolkit@example.org GIT_COMMITTER_DATE=2026-01-01T00:00:00Z)
 
-# The executable each program runs, and the one that blocks on stdin for the
-# preload check.
+# Each program's executable, its Debian package, and the arguments that make
+# it wait reading stdin (for the preload check).
 declare -A binary=([python3]=$python [sqlite3]=sqlite3 [git]=git [gcc]=gcc [xz]=xz [pigz]=pigz [sort]=sort)
 declare -A package=([python3]=python3 [sqlite3]=sqlite3 [git]=git [gcc]=gcc [xz]=xz-utils [pigz]=pigz [sort]=coreutils)
 declare -A waits_on_stdin=([python3]="-" [sqlite3]="-batch :memory:" [git]="hash-object --stdin"
@@ -156,7 +159,8 @@ prepare_sort() { make_input text; }
 # step IN OUT COMMAND...: runs COMMAND in the clean environment, preloading
 # LIB when run_alloc is lib, stdin from IN, stdout to OUT, stderr appended to
 # run_dir/stderr. Adds its elapsed time to run_seconds and keeps the largest
-# peak RSS in run_rss_kib; on failure sets run_error and returns 1.
+# peak RSS in run_rss_kib (each step's figures also go to run_dir/steps, to
+# see which step differs); on failure sets run_error and returns 1.
 step() {
   local in=$1 out=$2 preload=() status seconds kib
   shift 2
@@ -173,6 +177,7 @@ step() {
     return 1
   fi
   read -r seconds kib < <(tail -n 1 "$run_dir/time")
+  printf '%s s %s KiB: %s\n' "$seconds" "$kib" "$(basename "$1") ${*:2}" >>"$run_dir/steps"
   run_seconds=$(awk -v a="$run_seconds" -v b="$seconds" 'BEGIN { printf "%.2f", a + b }')
   [ "$kib" -gt "$run_rss_kib" ] && run_rss_kib=$kib
   return 0
@@ -324,9 +329,10 @@ fail() {
 # run_program NAME: its runs, comparison and result line.
 run_program() {
   local name=$1 why i alloc ref_dir glibc_times=() lib_times=() glibc_rss=0 lib_rss=0
+  local -A tool_package=([/usr/bin/time]=time [timeout]=coreutils [${binary[$name]}]=${package[$name]})
   for tool in /usr/bin/time timeout "${binary[$name]}"; do
     command -v "$tool" >/dev/null ||
-      { fail "$name" "$tool not found (Debian package ${package[$name]} and time; scripts/deps.sh test installs them)"; return; }
+      { fail "$name" "$tool not found: install the Debian package ${tool_package[$tool]} (scripts/deps.sh test)"; return; }
   done
   prepare_error=""
   prepare_"$name" || { fail "$name" "${prepare_error:-copying its inputs failed}"; return; }
@@ -362,7 +368,7 @@ run_program() {
 }
 
 cd "$work" || exit 1
-echo "real programs on glibc and LD_PRELOAD=$lib ($label), $repeats run(s) each; peak RSS: largest process of each step's tree"
+echo "real_programs.sh: glibc vs LD_PRELOAD=$lib ($label), $repeats run(s) each; peak RSS: largest process of each step's tree"
 for name in "${selected[@]}"; do
   run_program "$name"
 done
