@@ -9,8 +9,11 @@
 # and cmocka for i386 for the gcc-m32 stages' 32-bit tests), bench
 # (build + valgrind, and jemalloc, mimalloc and tcmalloc for `poolkit bench`,
 # which test also installs for the bench smoke test; the Arm cross compiler,
-# newlib and QEMU's Arm emulator for scripts/cortex_m_bench.sh; time, GNU's
-# /usr/bin/time, for the peak RSS in scripts/malloc_bench.sh).
+# newlib and QEMU's Arm emulator for scripts/cortex_m_bench.sh). test and
+# bench also install the real programs tests/malloc/real_programs.sh runs on
+# the malloc drop-in (python3, sqlite3, git, xz-utils, pigz, coreutils' sort)
+# and time (/usr/bin/time, for their elapsed time and peak RSS, and those of
+# scripts/malloc_bench.sh).
 # A package named PKG:ARCH is another architecture's (multiarch): when ARCH is
 # neither dpkg's native nor a foreign architecture yet, it is added first
 # (dpkg --add-architecture ARCH, then apt-get update for its package lists).
@@ -19,12 +22,13 @@
 set -eu
 
 build="cmake make gcc g++ clang pkg-config libc6-dev gnuplot-nox"
+real_programs="python3 sqlite3 git xz-utils pigz coreutils time"
 wanted=""
 for group in "${@:-build}"; do
   case $group in
     build) wanted+=" $build" ;;
-    test)  wanted+=" $build valgrind libcmocka-dev gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf qemu-system-misc chromium python3 libclang-rt-14-dev gcovr gcc-multilib g++-multilib libcmocka-dev:i386 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4" ;;
-    bench) wanted+=" $build valgrind libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm time" ;;
+    test)  wanted+=" $build valgrind libcmocka-dev gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf qemu-system-misc chromium python3 libclang-rt-14-dev gcovr gcc-multilib g++-multilib libcmocka-dev:i386 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 $real_programs" ;;
+    bench) wanted+=" $build valgrind libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm $real_programs" ;;
     *) echo "deps.sh: unknown group '$group' (build, test, bench)" >&2; exit 2 ;;
   esac
 done
