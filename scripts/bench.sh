@@ -46,8 +46,7 @@
 #    LD_PRELOAD=BUILD/libpoolkit-malloc.so, interleaved in the same run:
 #    time (median of 3 runs) and peak RSS (max of 3), checksums compared.
 #    Targets: total time and peak RSS at most 1.25x glibc's (RSS: each
-#    program's and the sum over programs). Skipped, with a note, while the
-#    library is not built.
+#    program's and the sum over programs).
 set -eu
 build=${1:-build/bench}
 bench=$build/bench/bench_pool
@@ -240,18 +239,13 @@ echo "== Cortex-M3: code size and instructions per call"
 "$source_dir/scripts/cortex_m_bench.sh" || { echo "bench.sh: scripts/cortex_m_bench.sh failed" >&2; exit 2; }
 echo
 
-malloc_library=$build/libpoolkit-malloc.so
-if [ -f "$malloc_library" ]; then
-    rc=0
-    PKM_BENCH_LIB=$malloc_library "$source_dir/scripts/malloc_bench.sh" "$build" || rc=$?
-    case $rc in
-        0) ;;
-        1) status=1; missed+=("malloc drop-in") ;;
-        *) echo "bench.sh: scripts/malloc_bench.sh failed (exit status $rc)" >&2; exit 2 ;;
-    esac
-else
-    echo "== malloc drop-in: skipped, $malloc_library not built (target poolkit-malloc): its targets are not checked"
-fi
+rc=0
+PKM_BENCH_LIB=$build/libpoolkit-malloc.so "$source_dir/scripts/malloc_bench.sh" "$build" || rc=$?
+case $rc in
+    0) ;;
+    1) status=1; missed+=("malloc drop-in") ;;
+    *) echo "bench.sh: scripts/malloc_bench.sh failed (exit status $rc)" >&2; exit 2 ;;
+esac
 echo
 
 if [ "$status" -eq 0 ]; then

@@ -6,15 +6,16 @@
 # targets for 15 s each, 5 s in the debug build, and the regression inputs,
 # in build/test/fuzz), the coverage stage scripts/coverage.sh (the coverage
 # floors of src/), the stack stage scripts/stack_check.py (frames and
-# recursion in src/) and the static stage scripts/static_check.sh
-# (clang-tidy and cppcheck). Ends with the per-stage results and "N passed, N
+# recursion in src/), the static stage scripts/static_check.sh
+# (clang-tidy and cppcheck) and the malloc-real stage the real programs of
+# tests/malloc/real_programs.sh on the malloc drop-in. Ends with the per-stage results and "N passed, N
 # failed" (ctest tests and the scripts' counts over all stages; a stage that
 # fails to configure or build counts as 1 failed), and exits 1 if anything
 # failed. Run a subset with PK_TEST_STAGES="gcc-release valgrind".
 set -u
 cd "$(dirname "$0")/.." || exit
 
-STAGES=${PK_TEST_STAGES:-gcc-release gcc-debug gcc-m32 gcc-m32-debug stack static clang-release clang-debug asan-ubsan tsan valgrind cortex-m fuzz coverage}
+STAGES=${PK_TEST_STAGES:-gcc-release gcc-debug gcc-m32 gcc-m32-debug stack static clang-release clang-debug asan-ubsan tsan valgrind cortex-m fuzz coverage malloc-real}
 JOBS=$(nproc 2>/dev/null || echo 2)
 m32=(-DCMAKE_C_FLAGS=-m32 -DCMAKE_CXX_FLAGS=-m32 -DPOOLKIT_TOOLS=OFF -DPK_RANDOM_OPS=100000)
 m32_skip='install_consumer|abi_guard|release_symbols|freestanding_core|cortex_m_|tools_debug_valgrind'
@@ -38,6 +39,38 @@ run_script_stage() {
   if [ "$f" -eq 0 ]; then status="ok"; else status="FAILED"; fi
   passed=$((passed + p)) failed=$((failed + f))
   results+=("$(printf '%-14s %s: %d passed, %d failed (%d s)' "$name" "$status" "$p" "$f" $((SECONDS - start)))")
+}
+
+# malloc_real DIR: the malloc-real stage: the drop-in built in DIR/build, the
+# real programs of tests/malloc/real_programs.sh run on its release build
+# (all seven) and on its debug twin (python3, sqlite3 and git: the debug
+# checks on software we did not write), each also on glibc; ends with the
+# two runs' "N passed, N failed" summed.
+malloc_real() {
+  local dir=$1 p=0 f=0
+  if ! { CC=gcc cmake -S . -B "$dir/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOOLKIT_TESTS=OFF \
+           -DPOOLKIT_TOOLS=OFF -DPOOLKIT_DEBUG=OFF -DPOOLKIT_SANITIZE= &&
+         cmake --build "$dir/build" -j "$JOBS" --target poolkit-malloc poolkit-malloc-debug; } >"$dir/build.log" 2>&1; then
+    cat "$dir/build.log"
+    echo "0 passed, 1 failed"
+    return 1
+  fi
+  # real_run LIBRARY WORKDIR [OPTIONS...]: one run, its counts added to p and f.
+  real_run() {
+    local counts rp rf
+    tests/malloc/real_programs.sh "$dir/build/$1" "$dir/$2" "${@:3}" | tee "$dir/run.log"
+    counts=$(tail -n 1 "$dir/run.log" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p')
+    if [ -n "$counts" ]; then
+      read -r rp rf <<<"$counts"
+      p=$((p + rp)) f=$((f + rf))
+    else
+      f=$((f + 1))
+    fi
+  }
+  real_run libpoolkit-malloc.so work
+  real_run libpoolkit-malloc-debug.so work-debug --only python3,sqlite3,git
+  echo "$p passed, $f failed"
+  [ "$f" -eq 0 ]
 }
 
 # run_stage NAME: one stage; adds its counts to passed/failed and a line to results.
@@ -112,6 +145,7 @@ for stage in $STAGES; do
     coverage) run_script_stage coverage scripts/coverage.sh build/test/coverage ;;
     stack)    run_script_stage stack python3 scripts/stack_check.py --out build/test/stack ;;
     static)   run_script_stage static scripts/static_check.sh build/test/static ;;
+    malloc-real) mkdir -p build/test/malloc-real && run_script_stage malloc-real malloc_real build/test/malloc-real ;;
     *)        run_stage "$stage" ;;
   esac
 done
