@@ -32,7 +32,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -53,6 +52,7 @@
 #include "poolkit/pool.h"
 #include "poolkit/slab.h"
 #include "support.h"
+#include "thread_failures.h"
 
 #define THREADS 4
 #define RING 64           /* blocks in flight from one thread to the next */
@@ -60,23 +60,7 @@
 
 /* ---- Failures seen on worker threads (cmocka asserts on the main thread only). */
 
-static pthread_mutex_t failure_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned failure_count;
-static char failure_text[256];
-
-static void fail_at(int line, const char *fmt, ...)
-{
-    pthread_mutex_lock(&failure_lock);
-    if (failure_count++ == 0) {
-        int n = snprintf(failure_text, sizeof failure_text, "line %d: ", line);
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(failure_text + n, sizeof failure_text - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    pthread_mutex_unlock(&failure_lock);
-}
-#define FAIL(...) fail_at(__LINE__, __VA_ARGS__)
+#define FAIL THREAD_FAIL
 #define EXPECT(cond, ...)                                                            \
     do {                                                                             \
         if (!(cond)) {                                                               \
@@ -86,10 +70,12 @@ static void fail_at(int line, const char *fmt, ...)
 
 static void assert_no_failure(void)
 {
-    if (failure_count != 0) {
-        print_error("%u failure(s); the first: %s\n", failure_count, failure_text);
+    char first[256];
+    unsigned count = thread_failures_take(first, sizeof first);
+    if (count != 0) {
+        print_error("%u failure(s); the first: %s\n", count, first);
     }
-    assert_int_equal(failure_count, 0);
+    assert_int_equal(count, 0);
 }
 
 static atomic_uint faults_seen;
@@ -858,7 +844,7 @@ static void start_case(const allocator_case *c)
 {
     current = c;
     memset(&subj, 0, sizeof subj);
-    failure_count = 0;
+    (void)thread_failures_take(NULL, 0);
     atomic_store(&faults_seen, 0);
     pk_set_fault_handler(count_any_fault, NULL);
     tlocks_init();

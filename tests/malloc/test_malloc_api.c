@@ -56,6 +56,7 @@
 #include <cmocka.h>
 
 #include "api_names.h"
+#include "thread_failures.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define PKM_TEST_SANITIZED 1
@@ -118,31 +119,12 @@ __attribute__((format(printf, 3, 4))) static _Noreturn void fail_at_line(const c
 
 /* ---- Failures seen on other threads. */
 
-static pthread_mutex_t failure_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned failure_count;
-static char failure_text[256];
-
-static void thread_fail_at(int line, const char *fmt, ...)
-{
-    pthread_mutex_lock(&failure_lock);
-    if (failure_count++ == 0) {
-        int n = snprintf(failure_text, sizeof failure_text, "line %d: ", line);
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(failure_text + n, sizeof failure_text - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    pthread_mutex_unlock(&failure_lock);
-}
-#define THREAD_FAIL(...) thread_fail_at(__LINE__, __VA_ARGS__)
 
 static void assert_no_thread_failure(void)
 {
-    pthread_mutex_lock(&failure_lock);
-    unsigned count = failure_count;
-    failure_count = 0;
-    pthread_mutex_unlock(&failure_lock);
-    CHECK(count == 0, "%u failure(s) on other threads; the first: %s", count, failure_text);
+    char first[256];
+    unsigned count = thread_failures_take(first, sizeof first);
+    CHECK(count == 0, "%u failure(s) on other threads; the first: %s", count, first);
 }
 
 /* ---- Helpers. */
