@@ -27,9 +27,10 @@
  * Threads: each thread allocates small blocks from its own heap (struct
  * thread_heap: its classes' pages), without a lock. A small block freed by
  * another thread is pushed on its owner heap's lock-free stack of remote
- * frees, which the owner drains when an allocation needs a new page. A heap whose thread exits is abandoned, whole, to the next thread
- * that starts (so memory stays bounded by the threads alive at once); blocks
- * freed into it meanwhile wait on its stack.
+ * frees, which the owner drains when an allocation needs a new page. A heap
+ * whose thread exits is abandoned, whole, to the next thread that starts (so
+ * memory stays bounded by the threads alive at once); blocks freed into it
+ * meanwhile wait on its stack.
  *
  * Memory goes back to the OS: a small page whose blocks are all free returns
  * to its chunk at once (it may serve another class); a chunk whose pages or
@@ -38,11 +39,11 @@
  * its next chunks. An owner whose use swings by a few chunks (a producer
  * whose blocks another thread frees in batches) otherwise maps, faults in
  * and unmaps a chunk at each swing: keeping one empty chunk, a version
- * unmapped 774 of the 781 chunks it mapped in such a test and spent 2.8 s
- * in the kernel where glibc took 0.5 to 1.4 s. Kept chunks stay resident, at most
- * EMPTY_CHUNKS_KEPT * CHUNK_SIZE bytes an owner, for memory the program had
- * in use before. Large blocks are unmapped when freed, beyond the cache
- * above.
+ * unmapped 774 of the 781 chunks it mapped in such a test and spent 2.9 s
+ * in the kernel where glibc took 0.5 to 1.4 s. Kept chunks stay resident,
+ * at most EMPTY_CHUNKS_KEPT * CHUNK_SIZE bytes an owner, for memory the
+ * program had in use before. Large blocks are unmapped when freed, beyond
+ * the cache above.
  *
  * Before the first thread heap exists, and while one is being set up (the
  * dynamic loader, libc's start-up and pthread calls may allocate), blocks
@@ -56,9 +57,10 @@
  *
  * POOLKIT_MALLOC_STATS=1 prints a summary per allocator at exit, on stderr
  * with write(2); POOLKIT_MALLOC_CHECK=1 verifies every heap's invariants
- * then (heap_check) and prints the verdict. The debug build (libpoolkit-malloc-debug.so, PK_DEBUG) puts
- * the same blocks in debug pools and heaps: guards, poison, quarantine and
- * the faults they find reported through poolkit's fault handler.
+ * then (heap_check) and prints the verdict. The debug build
+ * (libpoolkit-malloc-debug.so, PK_DEBUG) puts the same blocks in debug pools
+ * and heaps: guards, poison, quarantine and the faults they find reported
+ * through poolkit's fault handler.
  *
  * With PKM_PREFIX defined, the functions are named pkm_malloc and so on, so
  * that a test program can link the allocator under a sanitizer.
@@ -210,7 +212,7 @@ typedef struct thread_heap {
 } thread_heap;
 
 /* Medium blocks of every thread come from one set of chunks under one lock.
- * Each thread its own medium chunks, as it has its own small pages, cost
+ * Giving each thread its own medium chunks, as it has its own small pages, cost
  * 1.39x glibc's peak RSS in the larson benchmark (bench/malloc/larson.c),
  * against 1.0x shared: a thread's medium population there swings as it
  * allocates while others free its older blocks, so the sum of the per-thread
