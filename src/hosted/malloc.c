@@ -1147,7 +1147,9 @@ static void *allocate(size_t size, size_t align, bool *fresh)
     if (fresh != NULL) {
         *fresh = false;
     }
-    if (UNLIKELY(size > PTRDIFF_MAX)) {
+    /* glibc's bound: a block and its alignment padding must fit ptrdiff_t
+     * (on 32-bit targets, a 2 GiB alignment fails even for 1 byte). */
+    if (UNLIKELY(align > (size_t)PTRDIFF_MAX || size > (size_t)PTRDIFF_MAX - align)) {
         return fail_enomem();
     }
     thread_heap *h = current_heap();
