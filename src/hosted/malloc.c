@@ -68,6 +68,7 @@
 #define _GNU_SOURCE /* NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp): mremap, RTLD_NEXT */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -242,6 +243,9 @@ static size_t heap_store_left;
 static pthread_key_t heap_key;
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 static bool stats_at_exit, check_at_exit;
+/* A copy of stderr for the reports at exit, taken at setup: programs such as
+ * coreutils close stderr in an atexit handler, before destructors run. */
+static int report_fd = -1;
 static size_t (*libc_usable_size)(void *);
 
 /* Process-wide counters (relaxed atomics: read for the stats only). */
@@ -407,6 +411,9 @@ static void setup_process(void)
     stats_at_exit = stats != NULL && stats[0] != '\0' && stats[0] != '0';
     const char *check = getenv("POOLKIT_MALLOC_CHECK");
     check_at_exit = check != NULL && check[0] != '\0' && check[0] != '0';
+    if (stats_at_exit || check_at_exit) {
+        report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    }
     const char *debug = getenv("POOLKIT_MALLOC_DEBUG");
     if (!PK_DEBUG && debug != NULL && debug[0] != '\0' && debug[0] != '0') {
         static const char note[] =
@@ -1509,7 +1516,7 @@ static void flush(report *r)
 {
     const char *at = r->text;
     while (r->length > 0) {
-        ssize_t n = write(STDERR_FILENO, at, r->length);
+        ssize_t n = write(report_fd, at, r->length);
         if (n <= 0) {
             break;
         }
