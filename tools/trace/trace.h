@@ -38,8 +38,9 @@ typedef struct {
 } pk_trace_event;
 
 typedef struct {
-    pk_trace_event *events; /* count events, sorted by seq (seq == index) */
+    pk_trace_event *events; /* count events, sorted by seq */
     size_t count;
+    uint64_t missing;       /* sequence numbers below the largest never seen */
     uint32_t version;
     uint32_t pid;           /* the traced process */
     uint32_t threads;       /* distinct thread numbers seen */
@@ -49,9 +50,9 @@ typedef struct {
  * releases it). Returns 0, or -1 with a message in err (err_size bytes,
  * NUL-terminated) that names the byte offset of the problem: "byte 4096:
  * record truncated", "byte 8: version 2, this reader reads version 1", "byte
- * 0: not a poolkit trace (bad magic)", a sequence number missing or repeated,
- * an unknown operation... Never reads outside data; *out is untouched on
- * failure. O(size + count log count). */
+ * 0: not a poolkit trace (bad magic)", a sequence number repeated, an
+ * unknown operation... (tools/trace/FORMAT.md lists them). Never reads
+ * outside data; *out is untouched on failure. O(size + count log count). */
 int pk_trace_parse(const unsigned char *data, size_t size, pk_trace *out, char *err, size_t err_size);
 
 /* Reads the file at path and parses it; the messages are pk_trace_parse's,
