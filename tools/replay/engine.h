@@ -37,6 +37,9 @@ typedef struct {
     size_t first_failure_size;
     size_t peak_requested;     /* peak of live requested bytes */
     size_t peak_in_use;        /* peak of the allocator's in_use (its footprint) */
+    size_t min_free_bytes;     /* lowest pk_stats free_bytes after an event: what
+                                * the allocator left free at its fullest (so
+                                * capacity - this is the arena it used) */
     double peak_frag_external; /* highest external fragmentation seen */
     /* Per-call time of the allocator's own call (ns): median, 99th
      * percentile and maximum, over every alloc-like call and over frees. */
