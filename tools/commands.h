@@ -11,5 +11,6 @@
 
 int demo_main(int argc, char **argv);  /* tools/demo/demo.c */
 int bench_main(int argc, char **argv); /* tools/bench/bench.c */
+int replay_main(int argc, char **argv); /* tools/replay/replay.c */
 
 #endif
