@@ -8,6 +8,7 @@
  * - --margin 25 rounds every count and the heap up;
  * - with margin 0 the plan replays without a failure, and the same plan with
  *   one block fewer in any class fails (and a heap 16 bytes smaller fails);
+ * - at most PK_CLASSES_MAX classes go to pools;
  * - a trace with no allocation is refused;
  * - the C printed holds the PK_POOL_DEFINE and pk_class_spec lines.
  * The plan is perturbed here, in a program that links the planner, rather
@@ -24,6 +25,7 @@
 #include <sys/stat.h>
 
 #include "plan/planner.h"
+#include "poolkit/classes.h"
 #include "poolkit/pool.h"
 
 static int failures, checks;
@@ -211,6 +213,34 @@ static void merge_program(trace_writer *w)
     }
     t_free(w, ptr(30));
     t_free(w, ptr(31));
+    /* A realloc within the 128 B class (the block stays or, in debug
+     * builds, moves within the class). */
+    t_malloc(w, 100, ptr(40));
+    t_realloc(w, ptr(40), 120, ptr(41));
+    t_free(w, ptr(41));
+}
+
+/* 40 sizes each over 5/4 of the one before (so 40 classes), from 16 B to
+ * about 620 KiB, all live at once: with --heap-above 1 GiB, the largest 8
+ * go to the heap (at most PK_CLASSES_MAX = 32 pools: rule 5). */
+#define SPREAD_SIZES 40
+static size_t spread_size(unsigned k)
+{
+    size_t size = 16;
+    for (unsigned i = 0; i < k; i++) {
+        size = (size + size / 4 + 15) / 16 * 16 + 16;
+    }
+    return size;
+}
+
+static void spread_program(trace_writer *w)
+{
+    for (unsigned k = 0; k < SPREAD_SIZES; k++) {
+        t_malloc(w, spread_size(k), ptr(k));
+    }
+    for (unsigned k = 0; k < SPREAD_SIZES; k++) {
+        t_free(w, ptr(k));
+    }
 }
 
 /* 50 x 24 B live throughout; 4 x 2000 B live, freed, then one 100 KiB
@@ -403,6 +433,28 @@ static void check_heap_move(void)
     free(w.events);
 }
 
+static void check_class_limit(void)
+{
+    trace_writer w = {0};
+    spread_program(&w);
+    pk_trace t = parsed(&w);
+    plan p;
+    char err[256];
+    CHECK(plan_build(&t, 0, (size_t)1 << 30, &p, err, sizeof err) == 0, "spread: %s", err);
+    CHECK(p.class_count == PK_CLASSES_MAX && p.pool_limit == spread_size(PK_CLASSES_MAX - 1) &&
+              p.heap_held.count == SPREAD_SIZES - PK_CLASSES_MAX,
+          "spread: %zu classes up to %zu B, %zu sizes on the heap", p.class_count, p.pool_limit,
+          p.heap_held.count);
+    for (size_t i = 0; i < p.class_count; i++) {
+        CHECK(p.classes[i].block_size == spread_size((unsigned)i) && p.classes[i].count == 1,
+              "spread: class %zu: %zu blocks of %zu B", i, p.classes[i].count, p.classes[i].block_size);
+    }
+    check_exact("spread", &t, &p);
+    plan_free(&p);
+    pk_trace_free(&t);
+    free(w.events);
+}
+
 static void check_nothing_to_plan(void)
 {
     trace_writer w = {0};
@@ -478,6 +530,7 @@ int main(int argc, char **argv)
     check_known();
     check_merge();
     check_heap_move();
+    check_class_limit();
     check_nothing_to_plan();
     printf("test_plan: %d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;

@@ -32,13 +32,16 @@ static size_t max_size(size_t a, size_t b)
     return a > b ? a : b;
 }
 
-/* An alignment asked, as the plan counts it: never below PLAN_GRANULE. */
+/* An alignment asked, as the plan counts it: never below PLAN_GRANULE, and
+ * a power of two (one that is not is rounded up, as glibc's memalign does;
+ * the replay's allocators refuse it all the same). */
 static size_t plan_align(uint64_t align)
 {
-    if (align > SIZE_MAX) {
-        return SIZE_MAX;
+    size_t a = PLAN_GRANULE;
+    while (a < align && a <= SIZE_MAX / 2) {
+        a *= 2;
     }
-    return align > PLAN_GRANULE ? (size_t)align : PLAN_GRANULE;
+    return a;
 }
 
 /* Rule 1 (planner.h). SIZE_MAX when it does not fit: such a request goes to
@@ -314,7 +317,16 @@ typedef struct {
 } size_group;
 
 /* Rule 3 (planner.h) over the kinds [0, pooled), sorted by effective size.
- * Returns the number of groups written to groups (room for pooled). */
+ * Returns the number of groups written to groups (room for pooled).
+ * Each group's block is below the next group's smallest size, so that "the
+ * smallest block that holds it" routes every size to its group (as
+ * pk_classes does): the block is the smallest multiple of the group's
+ * alignment A at or above its largest size; a kind that starts the next
+ * group (at or above that size) with alignment a is a multiple of a; were
+ * it at most the block, then with a <= A the block would hold it unchanged,
+ * and with a > A (powers of two) it would be a multiple of A at or above the
+ * largest size, so the block itself, also a multiple of a: either way it
+ * would have joined the group. */
 static size_t group_kinds(const request_kind *kinds, size_t pooled, size_group *groups)
 {
     size_t n = 0;
@@ -332,19 +344,7 @@ static size_t group_kinds(const request_kind *kinds, size_t pooled, size_group *
         }
         groups[n++] = g;
     }
-    /* A block that holds the next group's smallest size absorbs that group. */
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (kept > 0 && groups[kept - 1].block >= groups[i].lo) {
-            size_group *g = &groups[kept - 1];
-            g->align = max_size(g->align, groups[i].align);
-            g->block = round_up(max_size(g->block, groups[i].block), g->align);
-            g->end = groups[i].end;
-        } else {
-            groups[kept++] = groups[i];
-        }
-    }
-    return kept;
+    return n;
 }
 
 /* The distinct requested sizes of kinds[first, end), ascending. */

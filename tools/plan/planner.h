@@ -14,7 +14,8 @@
  * Size classes (the rules README "Plan" documents):
  * 1. A request's effective size is its size rounded up to its alignment, at
  *    least alignof(max_align_t) (PLAN_GRANULE: a pool's default stride unit,
- *    so finer sizes would cost the same). Sizes 0 count as 1.
+ *    so finer sizes would cost the same; an alignment that is not a power of
+ *    two counts as the next one). Sizes 0 count as 1.
  * 2. Effective sizes above heap_above (default PLAN_HEAP_ABOVE_DEFAULT) go to
  *    the heap: large blocks are few, and a pool would keep each one's memory
  *    for itself.
@@ -22,10 +23,9 @@
  *    effective size not yet placed and takes the next ones while its block
  *    (the largest effective size, rounded up to the largest alignment asked
  *    in the class) stays within 5/4 of its smallest: no request wastes more
- *    than a fifth of its block beyond the granule. A class whose block would
- *    hold the next class's smallest size absorbs that class (so that "the
- *    smallest block that holds the request" routes every size, as pk_classes
- *    does).
+ *    than a fifth of its block beyond the granule. Each block is below the
+ *    next class's smallest size, so "the smallest block that holds the
+ *    request" routes every size to its class, as pk_classes does.
  * 4. Each class's pool holds its high-water mark of blocks live at once
  *    (exact over the trace: classes merged share one count), plus --margin
  *    percent rounded up.
