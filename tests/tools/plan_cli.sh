@@ -9,8 +9,9 @@
 # - bad input, each with a message saying what is wrong and exit status 2:
 #   --margin not a number or out of 0..1000, an unknown option, no trace, two
 #   traces, a missing file, a file that is not a trace, a trace of version 2,
-#   a truncated trace, a trace with no allocation, an unwritable --out (and no
-#   file left behind by a refused run).
+#   a truncated trace, a trace with no allocation, one aligned to 24 (no
+#   poolkit allocator serves it), an unwritable --out (and no file left
+#   behind by a refused run).
 # Everything stays in WORKDIR for a look. Ends with "N passed, N failed".
 set -u
 if [ $# -ne 5 ]; then
@@ -114,6 +115,7 @@ bad not_a_trace "bad magic" "$traces/not_a_trace.trace"
 bad version2 "version 2" "$traces/version2.trace"
 bad truncated "byte " "$traces/truncated.trace"
 bad empty "no allocation" "$traces/empty.trace"
+bad odd_align "alignment 24, not a power of two" "$traces/odd_align.trace"
 bad empty_out "no allocation" "$traces/empty.trace" --out "$work/empty_out.c"
 if [ ! -e "$work/empty_out.c" ]; then ok; else fail "a refused run left $work/empty_out.c"; fi
 bad unwritable_out "--out '$work/no/such/dir/plan.c'" "$traces/known.trace" --out "$work/no/such/dir/plan.c"

@@ -502,6 +502,13 @@ static int write_trace(const char *dir, const char *name, void (*program)(trace_
     return status;
 }
 
+/* posix_memalign would refuse it, but memalign(24, 100) succeeds in glibc. */
+static void odd_align_program(trace_writer *w)
+{
+    t_malloc(w, 48, ptr(0));
+    t_aligned(w, 100, 24, ptr(1));
+}
+
 static int write_traces(const char *dir)
 {
     mkdir(dir, 0777);
@@ -510,6 +517,7 @@ static int write_traces(const char *dir)
         write_trace(dir, "merge.trace", merge_program, PK_TRACE_VERSION, 0) ||
         write_trace(dir, "heap_move.trace", heap_move_program, PK_TRACE_VERSION, 0) ||
         write_trace(dir, "empty.trace", NULL, PK_TRACE_VERSION, 0) ||
+        write_trace(dir, "odd_align.trace", odd_align_program, PK_TRACE_VERSION, 0) ||
         write_trace(dir, "version2.trace", known_program, 2, 0) ||
         write_trace(dir, "truncated.trace", known_program, PK_TRACE_VERSION, 3) ||
         write_file(dir, "not_a_trace.trace", not_a_trace, sizeof not_a_trace - 1)) {

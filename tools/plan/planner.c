@@ -32,16 +32,14 @@ static size_t max_size(size_t a, size_t b)
     return a > b ? a : b;
 }
 
-/* An alignment asked, as the plan counts it: never below PLAN_GRANULE, and
- * a power of two (one that is not is rounded up, as glibc's memalign does;
- * the replay's allocators refuse it all the same). */
+/* An alignment asked, as the plan counts it: never below PLAN_GRANULE
+ * (plan_build refuses traces with one that is not a power of two). */
 static size_t plan_align(uint64_t align)
 {
-    size_t a = PLAN_GRANULE;
-    while (a < align && a <= SIZE_MAX / 2) {
-        a *= 2;
+    if (align > SIZE_MAX) {
+        return SIZE_MAX;
     }
-    return a;
+    return align > PLAN_GRANULE ? (size_t)align : PLAN_GRANULE;
 }
 
 /* Rule 1 (planner.h). SIZE_MAX when it does not fit: such a request goes to
@@ -707,7 +705,12 @@ static int replays_cleanly(const pk_trace *t, plan *trial, size_t heap_bytes)
 static size_t smallest_heap(const pk_trace *t, plan *trial, size_t peak_requested, char *err,
                             size_t err_size)
 {
-    const size_t largest = (size_t)1 << (PK_HEAP_MAX_LOG2 - 1);
+    const size_t largest = (size_t)1 << PK_HEAP_MAX_LOG2;
+    if (peak_requested > largest) {
+        snprintf(err, err_size, "the heap would hold %zu bytes at once, and pk_heap's regions stop at "
+                 "2^%d bytes (PK_HEAP_MAX_LOG2)", peak_requested, PK_HEAP_MAX_LOG2);
+        return 0;
+    }
     size_t lo = peak_requested / PLAN_GRANULE * PLAN_GRANULE;
     size_t step = round_up(lo / 4 + 1024, PLAN_GRANULE);
     size_t hi = lo + step;
@@ -801,6 +804,17 @@ int plan_build(const pk_trace *t, unsigned margin, size_t heap_above, plan *out,
     memset(out, 0, sizeof *out);
     out->margin = margin;
     out->heap_above = heap_above;
+    /* No poolkit allocator serves these (pk_allocator_ops): no plan would
+     * replay, whatever its size. */
+    for (size_t i = 0; i < t->count; i++) {
+        const pk_trace_event *e = &t->events[i];
+        if (e->op == PK_TRACE_ALIGNED && e->result != 0 && (e->align & (e->align - 1)) != 0) {
+            snprintf(err, err_size, "event %zu (seq %llu) asks for alignment %llu, not a power of two: "
+                     "poolkit's allocators refuse it, so no plan can replay this trace", i,
+                     (unsigned long long)e->seq, (unsigned long long)e->align);
+            return -1;
+        }
+    }
     kind_set kinds = {NULL, 0, 0, false};
     walker collect = {collect_kind, ignore_free, &kinds};
     if (walk(t, &collect) != 0 || kinds.out_of_memory) {
@@ -963,12 +977,17 @@ void plan_print(FILE *out, const plan *p, const char *trace_name, const pk_trace
             fprintf(out, "PK_POOL_DEFINE(plan_pool_%zu, %zu, %zu, %zu);\n", c->block_size, c->block_size,
                     c->count, c->align);
         }
+        bool aligned = false;
+        for (size_t i = 0; i < n; i++) {
+            aligned = aligned || p->classes[i].align != 0;
+        }
         fprintf(out, "\n/* B: the same classes as one set:\n"
                 " *   pk_classes_init(&set, plan_classes_buffer, sizeof plan_classes_buffer,\n"
                 " *                   plan_class_specs, PLAN_CLASS_COUNT);\n"
-                " *   pk_classes_set_fallthrough(&set, false);\n"
-                " * An aligned request asks for its size rounded up to its alignment:\n"
-                " *   pk_alloc_aligned(pk_classes_allocator(&set), rounded_size, align). */\n");
+                " *   pk_classes_set_fallthrough(&set, false);%s",
+                aligned ? "\n * An aligned request asks for its size rounded up to its alignment:\n"
+                          " *   pk_alloc_aligned(pk_classes_allocator(&set), rounded_size, align). */\n"
+                        : " */\n");
         fprintf(out, "#define PLAN_CLASS_COUNT %zu\n", n);
         fprintf(out, "const pk_class_spec plan_class_specs[PLAN_CLASS_COUNT] = {\n");
         for (size_t i = 0; i < n; i++) {

@@ -14,8 +14,7 @@
  * Size classes (the rules README "Plan" documents):
  * 1. A request's effective size is its size rounded up to its alignment, at
  *    least alignof(max_align_t) (PLAN_GRANULE: a pool's default stride unit,
- *    so finer sizes would cost the same; an alignment that is not a power of
- *    two counts as the next one). Sizes 0 count as 1.
+ *    so finer sizes would cost the same). Sizes 0 count as 1.
  * 2. Effective sizes above heap_above (default PLAN_HEAP_ABOVE_DEFAULT) go to
  *    the heap: large blocks are few, and a pool would keep each one's memory
  *    for itself.
@@ -91,7 +90,9 @@ typedef struct {
 
 /* Plans for t with margin percent (0..PLAN_MARGIN_MAX) and the heap_above
  * limit (at least PLAN_GRANULE). Returns 0, or -1 with a message in err when
- * the trace holds no allocation that succeeded (status 2 for the tool), or 1
+ * the trace holds no allocation that succeeded or one aligned to a
+ * non-power of two, which no poolkit allocator serves (status 2 for the
+ * tool), or 1
  * with a message when the plan cannot be made (out of memory, a heap larger
  * than pk_heap's largest region, a replay whose final check failed).
  * Cost: O(events) per replay; rule 6 and the two heap sizes take about
