@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# record_real.sh LIB TRACE_CHECK DIR: records real programs with
+# record_real.sh LIB TRACE_CHECK DIR [PROGRAM...]: records real programs with
 # LD_PRELOAD=LIB (libpoolkit-trace.so) into DIR/<name>.trace and checks each
 # trace with TRACE_CHECK (tests/trace/trace_check.c): it loads, no seq is
 # missing, at least 5,000 events, and it is consistent (no block returned
@@ -8,15 +8,18 @@
 #            aggregate, a DELETE, PRAGMA integrity_check
 #   python3  PYTHONMALLOC=malloc (every object through malloc): a dict, a
 #            list and json round trip
+#   PROGRAM  each one given, without arguments (tests/trace/cross_thread:
+#            blocks passed between four threads)
 # Only the first process's file is checked (no child process here). A
 # program that is not installed fails its test (scripts/deps.sh test
 # installs both). Ends with "N passed, N failed"; exit status 1 if any failed.
 set -u
-if [ $# -ne 3 ]; then
-  echo "usage: $0 LIB TRACE_CHECK DIR" >&2
+if [ $# -lt 3 ]; then
+  echo "usage: $0 LIB TRACE_CHECK DIR [PROGRAM...]" >&2
   exit 2
 fi
 lib=$1 check=$2 dir=$3
+shift 3
 rm -rf "$dir" && mkdir -p "$dir" || exit 2
 passed=0 failed=0
 
@@ -57,6 +60,11 @@ back = json.loads(text)
 print(len(text), len(back), sum(v[0] for v in back.values()))
 PY
 record python3 env PYTHONMALLOC=malloc /usr/bin/python3 -
+
+for program in "$@"; do
+  : >"$dir/$(basename "$program").in"
+  record "$(basename "$program")" "$program"
+done
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
