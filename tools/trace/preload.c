@@ -167,7 +167,7 @@ enum { THREAD_NEW, THREAD_BUFFERED, THREAD_DIRECT };
 static __thread buffer *my_buffer __attribute__((tls_model("initial-exec")));
 static __thread unsigned char my_state __attribute__((tls_model("initial-exec")));
 /* The thread number of this thread's events written alone. */
-static __thread uint32_t my_alone_thread __attribute__((tls_model("initial-exec"))) = UINT32_MAX;
+static __thread uint32_t my_alone_thread __attribute__((tls_model("initial-exec"))) = NO_THREAD;
 /* Set while this thread's realloc is in flight: a signal handler's
  * allocation on this thread must not wait for it. */
 static __thread bool my_realloc_in_flight __attribute__((tls_model("initial-exec")));
