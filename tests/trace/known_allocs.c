@@ -343,7 +343,7 @@ int main(int argc, char **argv)
         execve("/proc/self/exe", args, env);
         _exit(127);
     }
-    int status;
+    int status = 0;
     if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         printf("FAILED  the recorded run (status %d)\n0 passed, 1 failed\n", status);
         return 1;
