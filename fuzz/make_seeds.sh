@@ -39,3 +39,15 @@ seeds buddy '\x00'           # the smallest block size
 seeds heap ''                # no configuration
 seeds fit '\x01'             # best fit, coalescing
 seeds arena '\x00'
+
+# The trace reader's hand-made seeds (tools/trace/FORMAT.md); corpus/trace/
+# also holds real_recording, the trace of tests/trace/known_allocs (kept).
+TRACE_HEADER='PKTRACE\n\x01\x00\x00\x00\x20\x00\x00\x00\x39\x30\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04\x05\x06\x07\x08'
+mkdir -p corpus/trace
+printf "$TRACE_HEADER" >corpus/trace/header_only
+# Thread 0: malloc(24) -> 0x1000, calloc 300 -> 0x2000, realloc(0x1000, 5000)
+# -> 0x7f0000001000, free(0x2000); thread 1: memalign(64, 100) -> 0x3000,
+# a failed malloc, free(0x3000).
+printf "$TRACE_HEADER"'\xb1\x00\x04\x01\x00\x64\x18\x80\x20\x02\x02\x32\xac\x02\x80\x40\x03\x03\x07\x80\x20\x88\x27\x80\xa0\x80\x80\x80\xf0\x1f\x05\x06\xe8\x07\x80\x40\xb1\x01\x03\x04\x01\x78\x64\x40\x80\x60\x01\x04\x01\x08\x00\x05\x05\x02\x80\x60' >corpus/trace/every_operation
+printf "$TRACE_HEADER"'\xb1\x00\x01\x01\x07\x00\x08\x10\xb1\x01\x01\x05\x07\x00\x10' >corpus/trace/seq_twice
+printf "$TRACE_HEADER"'\xb1\x00\x01\x05\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x00\x10' >corpus/trace/largest_varint

@@ -16,7 +16,7 @@ if [ $# -ne 3 ]; then
   exit 2
 fi
 dir=$1 seconds=$2 debug_seconds=$3
-TARGETS="pool atomic_pool classes slab buddy heap fit arena"
+TARGETS="pool atomic_pool classes slab buddy heap fit arena trace"
 JOBS=$(nproc 2>/dev/null || echo 2)
 [ "$JOBS" -gt 2 ] && JOBS=2
 

@@ -100,7 +100,8 @@ run_stage() {
                    # (tools_debug_: scripts that run valgrind or ASan themselves);
                    # nor glibc's malloc or the preloaded drop-in, which valgrind
                    # replaces (malloc_api_prefixed runs the drop-in's code)
-                   ctest_opts=(-E 'install_consumer|abi_guard|release_symbols|freestanding_core|cortex_m_|demo_e2e|tools_debug_|malloc_api_glibc|malloc_api_poolkit|malloc_misuse|malloc_reports' -T memcheck
+                   # (nor the tracer's preloaded tests and the replay of their traces)
+                   ctest_opts=(-E 'install_consumer|abi_guard|release_symbols|freestanding_core|cortex_m_|demo_e2e|tools_debug_|malloc_api_glibc|malloc_api_poolkit|malloc_misuse|malloc_reports|trace_known_allocs|trace_real_programs|trace_replay_recorded' -T memcheck
                      --overwrite MemoryCheckCommand="$(command -v valgrind)"
                      --overwrite MemoryCheckCommandOptions="$VALGRIND_OPTS") ;;
     *) results+=("$(printf "%-14s unknown stage" "$name")"); failed=$((failed + 1)); return ;;

@@ -5,6 +5,10 @@
  *                             firmware workload; tables, JSON, build/report/index.html
  *   poolkit bench [options]   every poolkit allocator against glibc malloc,
  *                             jemalloc, mimalloc and tcmalloc; build/report/bench.html
+ *   poolkit replay TRACE      an allocation trace replayed on poolkit's allocators
+ *                             in a fixed arena: footprint, fragmentation, failures, latency
+ *   poolkit plan TRACE [options]  pools and a heap sized from an allocation
+ *                             trace, printed as C, and the trace replayed on them
  *   poolkit --help            this text
  *
  * `poolkit COMMAND --help` tells a command's options. An unknown command or
@@ -25,6 +29,8 @@ typedef struct {
 static const command commands[] = {
     {"demo", demo_main, "malloc against the pools on an SSD firmware workload (make demo)"},
     {"bench", bench_main, "every poolkit allocator against glibc, jemalloc, mimalloc, tcmalloc (make bench)"},
+    {"replay", replay_main, "an allocation trace replayed on each poolkit allocator in a fixed arena"},
+    {"plan", plan_main, "pools and a heap sized from a trace, as C, replayed on the trace"},
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 

@@ -4,6 +4,7 @@
 # produce exactly the same output, and prints both times and peak RSS.
 #
 # Usage: tests/malloc/real_programs.sh LIB WORKDIR [--bench REPEATS] [--only NAME[,NAME...]]
+#          [--lib-env NAME=VALUE]...
 #   LIB       the malloc library to preload, e.g. build/libpoolkit-malloc.so
 #             or /usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 #   WORKDIR   created for the inputs and every run's outputs; a WORKDIR this
@@ -13,6 +14,11 @@
 #             interleaved (glibc, LIB, glibc, LIB, ...), and report the
 #             median time and the largest peak RSS; without it, once each
 #   --only    just these programs, comma-separated
+#   --lib-env NAME=VALUE  one more variable in the environment of the runs
+#             on LIB (not glibc's), e.g. POOLKIT_TRACE=FILE to record with
+#             libpoolkit-trace.so; repeatable. Each step's first process
+#             writes FILE anew (its children FILE.<pid>), so FILE ends with
+#             the last step's trace
 # Programs (NAME), inputs generated in WORKDIR/inputs with fixed seeds:
 #   python3  PYTHONMALLOC=malloc (every object through malloc), a dict, list
 #            and json heavy script (real_programs/workload.py)
@@ -48,7 +54,7 @@
 set -u
 
 usage() {
-  echo "usage: $0 LIB WORKDIR [--bench REPEATS] [--only NAME[,NAME...]]" >&2
+  echo "usage: $0 LIB WORKDIR [--bench REPEATS] [--only NAME[,NAME...]] [--lib-env NAME=VALUE]..." >&2
   echo "  NAME: ${ALL_PROGRAMS[*]}" >&2
   exit 2
 }
@@ -65,7 +71,7 @@ project=$(cd "$here/../.." && pwd) || exit 2
 [ $# -ge 2 ] || usage
 lib_arg=$1 work_arg=$2
 shift 2
-repeats=1 bench=0 selected=("${ALL_PROGRAMS[@]}")
+repeats=1 bench=0 selected=("${ALL_PROGRAMS[@]}") lib_env=()
 while [ $# -gt 0 ]; do
   case $1 in
     --bench)
@@ -78,6 +84,10 @@ while [ $# -gt 0 ]; do
       for name in "${selected[@]}"; do
         [[ " ${ALL_PROGRAMS[*]} " == *" $name "* ]] || { echo "$0: unknown program '$name'" >&2; usage; }
       done
+      shift 2 ;;
+    --lib-env)
+      if [ $# -lt 2 ] || ! [[ $2 =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; then echo "$0: --lib-env needs NAME=VALUE" >&2; usage; fi
+      lib_env+=("$2")
       shift 2 ;;
     *) echo "$0: unknown argument '$1'" >&2; usage ;;
   esac
@@ -107,8 +117,9 @@ mkdir -p "$inputs" "$work/home" "$work/tmp"
 python=/usr/bin/python3
 [ -x "$python" ] || python=$(command -v python3 || echo python3)
 
-# Every run gets this environment and nothing else, so both allocators see
-# the same one and git's ids come out the same everywhere.
+# Every run gets this environment and nothing else (the runs on LIB also
+# --lib-env's), so both allocators see the same one and git's ids come out
+# the same everywhere.
 printf '[init]\n\tdefaultBranch = main\n[gc]\n\tauto = 0\n[core]\n\tautocrlf = false\n' >"$inputs/gitconfig"
 base_env=(PATH="$PATH" HOME="$work/home" TMPDIR="$work/tmp" LC_ALL=C TZ=UTC
   PYTHONMALLOC=malloc PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1
@@ -157,14 +168,14 @@ prepare_sort() { make_input text; }
 # --- Running a step ---------------------------------------------------------
 
 # step IN OUT COMMAND...: runs COMMAND in the clean environment, preloading
-# LIB when run_alloc is lib, stdin from IN, stdout to OUT, stderr appended to
+# LIB (with --lib-env's variables) when run_alloc is lib, stdin from IN, stdout to OUT, stderr appended to
 # run_dir/stderr. Adds its elapsed time to run_seconds and keeps the largest
 # peak RSS in run_rss_kib (each step's figures also go to run_dir/steps, to
 # see which step differs); on failure sets run_error and returns 1.
 step() {
   local in=$1 out=$2 preload=() status seconds kib
   shift 2
-  [ "$run_alloc" = lib ] && preload=(LD_PRELOAD="$lib")
+  [ "$run_alloc" = lib ] && preload=(LD_PRELOAD="$lib" "${lib_env[@]}")
   /usr/bin/time -o "$run_dir/time" -f '%e %M' \
     timeout -k 10 "$STEP_TIMEOUT_SECONDS" env -i "${base_env[@]}" "${preload[@]}" "$@" \
     <"$in" >"$out" 2>>"$run_dir/stderr"
