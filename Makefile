@@ -17,7 +17,7 @@ help:
 	@echo "  make test    everything CI checks (scripts/test.sh; PK_TEST_STAGES=... for a subset)"
 	@echo "  make fuzz    the libFuzzer targets, FUZZ_SECONDS each (default 600; scripts/fuzz.sh, build/fuzz)"
 	@echo "  make soak    the randomized driver on every allocator, SOAK_OPS in all (default 10^9; release, then debug: SOAK_DEBUG_OPS)"
-	@echo "  make malloc  build/libpoolkit-malloc.so and libpoolkit-malloc-debug.so, the LD_PRELOAD drop-in (links into build/release)"
+	@echo "  make malloc  build/libpoolkit-malloc.so and libpoolkit-malloc-debug.so (the LD_PRELOAD drop-in), build/libpoolkit-trace.so and build/poolkit (links into build/release)"
 	@echo "  make test-cortex-m  the bare-metal images on QEMU (Cortex-M3/M4F, RISC-V; scripts/cortex_m.sh)"
 	@echo "  make bench   build build/bench (-O2; its debug twin in build/bench-debug) and run scripts/bench.sh"
 	@echo "  make bench-cortex-m  code size and instructions per call on Cortex-M3 (scripts/cortex_m_bench.sh; make bench runs it)"
@@ -66,8 +66,9 @@ test-cortex-m:
 demo: malloc
 	build/release/poolkit demo --out build/report
 
-# build/release holds the tools and the drop-in; SPEC.md names them
-# build/poolkit and build/libpoolkit-malloc.so, links to them.
+# build/release holds the tools, the drop-in and the tracer; SPEC.md names
+# them build/poolkit, build/libpoolkit-malloc.so and build/libpoolkit-trace.so,
+# links to them.
 malloc:
 	scripts/deps.sh build
 	CC=gcc CXX=g++ cmake -S . -B build/release $(RELEASE) -DPOOLKIT_TESTS=OFF -DPOOLKIT_TOOLS=ON
@@ -75,6 +76,7 @@ malloc:
 	ln -sf release/poolkit build/poolkit
 	ln -sf release/libpoolkit-malloc.so build/libpoolkit-malloc.so
 	ln -sf release/libpoolkit-malloc-debug.so build/libpoolkit-malloc-debug.so
+	ln -sf release/libpoolkit-trace.so build/libpoolkit-trace.so
 
 bench:
 	scripts/deps.sh bench
