@@ -77,7 +77,7 @@ static void event(trace_writer *w, pk_trace_op op, int operands, uint64_t a, uin
     put_varint(w, w->count++);
     put_varint(w, 1);
     const uint64_t values[3] = {a, b, c};
-    for (int i = 0; i < operands; i++) {
+    for (int i = 0; i < operands && i < 3; i++) {
         put_varint(w, values[i]);
     }
 }
