@@ -1,8 +1,8 @@
 #define _POSIX_C_SOURCE 200809L
 /*
  * `poolkit plan`'s planner (tools/plan/planner.c) on synthetic traces with
- * known live patterns, written byte by byte as tools/trace/FORMAT.md says
- * and read back with the trace reader:
+ * known live patterns, written with the tests' trace writer
+ * (tests/trace/trace_writer.h) and read back with the trace reader:
  * - the classes, their exact high-water marks and the routing (which sizes
  *   share a class, which go to the heap, by the rules of planner.h);
  * - --margin 25 rounds every count and the heap up;
@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 
 #include "plan/planner.h"
+#include "trace/trace_writer.h"
 #include "poolkit/classes.h"
 #include "poolkit/pool.h"
 
@@ -41,107 +42,66 @@ static int failures, checks;
         }                                                                  \
     } while (0)
 
-/* ---- A trace writer (FORMAT.md): one block, thread 0, seq 0, 1, 2... ---- */
+/* ---- Test traces in memory (tests/trace/trace_writer.h over open_memstream):
+ * thread 0, seq 0, 1, 2..., each event 1 ns after the one before. */
 
 typedef struct {
-    unsigned char *events;
-    size_t size, capacity;
-    uint64_t count;
-} trace_writer;
-
-static void put_byte(trace_writer *w, unsigned char b)
-{
-    if (w->size == w->capacity) {
-        w->capacity = w->capacity ? w->capacity * 2 : 4096;
-        w->events = realloc(w->events, w->capacity);
-        if (!w->events) {
-            abort();
-        }
-    }
-    w->events[w->size++] = b;
-}
-
-static void put_varint(trace_writer *w, uint64_t v)
-{
-    do {
-        unsigned char b = v & 0x7f;
-        v >>= 7;
-        put_byte(w, (unsigned char)(b | (v ? 0x80 : 0)));
-    } while (v);
-}
-
-/* One event: operation, seq, time (1 ns after the previous), operands. */
-static void event(trace_writer *w, pk_trace_op op, int operands, uint64_t a, uint64_t b, uint64_t c)
-{
-    put_byte(w, (unsigned char)op);
-    put_varint(w, w->count++);
-    put_varint(w, 1);
-    const uint64_t values[3] = {a, b, c};
-    for (int i = 0; i < operands && i < 3; i++) {
-        put_varint(w, values[i]);
-    }
-}
-
-static void t_malloc(trace_writer *w, uint64_t size, uint64_t result)
-{
-    event(w, PK_TRACE_MALLOC, 2, size, result, 0);
-}
-static void t_realloc(trace_writer *w, uint64_t old, uint64_t size, uint64_t result)
-{
-    event(w, PK_TRACE_REALLOC, 3, old, size, result);
-}
-static void t_aligned(trace_writer *w, uint64_t size, uint64_t align, uint64_t result)
-{
-    event(w, PK_TRACE_ALIGNED, 3, size, align, result);
-}
-static void t_free(trace_writer *w, uint64_t old)
-{
-    event(w, PK_TRACE_FREE, 1, old, 0, 0);
-}
-
-/* The file: header (version given), then the events as one block. */
-static unsigned char *trace_bytes(const trace_writer *w, uint32_t version, size_t *size)
-{
-    unsigned char *out = malloc(32 + 1 + 20 + w->size);
-    if (!out) {
-        abort();
-    }
-    memcpy(out, PK_TRACE_MAGIC, 8);
-    const uint32_t fields[4] = {version, 32, 4242, 0};
-    for (int f = 0; f < 4; f++) {
-        for (int i = 0; i < 4; i++) {
-            out[8 + 4 * f + i] = (unsigned char)(fields[f] >> (8 * i));
-        }
-    }
-    memset(out + 24, 0, 8);
-    size_t n = 32;
-    if (w->count > 0) {
-        out[n++] = 0xB1;
-        out[n++] = 0; /* thread 0 */
-        uint64_t count = w->count;
-        do {
-            unsigned char b = count & 0x7f;
-            count >>= 7;
-            out[n++] = (unsigned char)(b | (count ? 0x80 : 0));
-        } while (count);
-        memcpy(out + n, w->events, w->size);
-        n += w->size;
-    }
-    *size = n;
-    return out;
-}
-
-static pk_trace parsed(const trace_writer *w)
-{
+    trace_writer writer;
+    char *bytes;            /* the trace, once memory_trace_finish has run */
     size_t size;
-    unsigned char *bytes = trace_bytes(w, PK_TRACE_VERSION, &size);
+} memory_trace;
+
+static void memory_trace_start(memory_trace *m, uint32_t version)
+{
+    *m = (memory_trace){0};
+    FILE *f = open_memstream(&m->bytes, &m->size);
+    if (f == NULL || trace_writer_start(&m->writer, f, version, 4242) != 0) {
+        fprintf(stderr, "test_plan: cannot write a trace in memory\n");
+        exit(1);
+    }
+}
+
+/* Closes the stream: m->bytes and m->size hold the trace (free(m->bytes)). */
+static void memory_trace_finish(memory_trace *m)
+{
+    if (trace_writer_close(&m->writer) != 0) {
+        fprintf(stderr, "test_plan: writing a trace in memory failed\n");
+        exit(1);
+    }
+}
+
+static void event(memory_trace *w, pk_trace_op op, uint64_t size, uint64_t align, uint64_t result, uint64_t old)
+{
+    trace_writer_event(&w->writer, 0, (uint8_t)op, w->writer.seq + 1, size, align, result, old);
+}
+
+static void t_malloc(memory_trace *w, uint64_t size, uint64_t result)
+{
+    event(w, PK_TRACE_MALLOC, size, 0, result, 0);
+}
+static void t_realloc(memory_trace *w, uint64_t old, uint64_t size, uint64_t result)
+{
+    event(w, PK_TRACE_REALLOC, size, 0, result, old);
+}
+static void t_aligned(memory_trace *w, uint64_t size, uint64_t align, uint64_t result)
+{
+    event(w, PK_TRACE_ALIGNED, size, align, result, 0);
+}
+static void t_free(memory_trace *w, uint64_t old)
+{
+    event(w, PK_TRACE_FREE, 0, 0, 0, old);
+}
+
+/* The trace w's program wrote, parsed (w finished). */
+static pk_trace parsed(memory_trace *w)
+{
+    memory_trace_finish(w);
     pk_trace t;
     char err[256];
-    if (pk_trace_parse(bytes, size, &t, err, sizeof err) != 0) {
+    if (pk_trace_parse((const unsigned char *)w->bytes, w->size, &t, err, sizeof err) != 0) {
         fprintf(stderr, "test_plan: the reader refused a test trace: %s\n", err);
         exit(1);
     }
-    free(bytes);
     return t;
 }
 
@@ -155,7 +115,7 @@ static uint64_t ptr(unsigned n)
 
 /* 10 blocks of 48 B live at once, 3 of 200 B, one of 100 KiB, all together;
  * then some churn below those peaks, a 40 B block realloc'd to 190 B. */
-static void known_program(trace_writer *w)
+static void known_program(memory_trace *w)
 {
     for (unsigned i = 0; i < 10; i++) {
         t_malloc(w, 48, ptr(i));
@@ -187,7 +147,7 @@ static void known_program(trace_writer *w)
  * the 128 B class: peak 5, not 4 + 3); 3 x 30 B realloc'd one by one to
  * 60 B (peak 3 in the 32 B class), then 2 x 40 B aligned to 64 while the
  * 60 B blocks live (the 64 B class, aligned to 64: peak 5). */
-static void merge_program(trace_writer *w)
+static void merge_program(memory_trace *w)
 {
     for (unsigned i = 0; i < 4; i++) {
         t_malloc(w, 100, ptr(i));
@@ -233,7 +193,7 @@ static size_t spread_size(unsigned k)
     return size;
 }
 
-static void spread_program(trace_writer *w)
+static void spread_program(memory_trace *w)
 {
     for (unsigned k = 0; k < SPREAD_SIZES; k++) {
         t_malloc(w, spread_size(k), ptr(k));
@@ -247,7 +207,7 @@ static void spread_program(trace_writer *w)
  * block: the heap the 100 KiB block needs also holds the 2000 B blocks at
  * another time, so their class goes to the heap (rule 6), while the 32 B
  * class, where the heap would save little, stays in a pool. */
-static void heap_move_program(trace_writer *w)
+static void heap_move_program(memory_trace *w)
 {
     for (unsigned i = 0; i < 50; i++) {
         t_malloc(w, 24, ptr(i));
@@ -313,7 +273,8 @@ static void check_exact(const char *name, const pk_trace *t, const plan *p)
 
 static void check_known(void)
 {
-    trace_writer w = {0};
+    memory_trace w;
+    memory_trace_start(&w, PK_TRACE_VERSION);
     known_program(&w);
     pk_trace t = parsed(&w);
     plan p;
@@ -383,12 +344,13 @@ static void check_known(void)
     check_exact("known 64", &t, &p);
     plan_free(&p);
     pk_trace_free(&t);
-    free(w.events);
+    free(w.bytes);
 }
 
 static void check_merge(void)
 {
-    trace_writer w = {0};
+    memory_trace w;
+    memory_trace_start(&w, PK_TRACE_VERSION);
     merge_program(&w);
     pk_trace t = parsed(&w);
     plan p;
@@ -410,12 +372,13 @@ static void check_merge(void)
     check_exact("merge", &t, &p);
     plan_free(&p);
     pk_trace_free(&t);
-    free(w.events);
+    free(w.bytes);
 }
 
 static void check_heap_move(void)
 {
-    trace_writer w = {0};
+    memory_trace w;
+    memory_trace_start(&w, PK_TRACE_VERSION);
     heap_move_program(&w);
     pk_trace t = parsed(&w);
     plan p;
@@ -430,12 +393,13 @@ static void check_heap_move(void)
     check_exact("heap move", &t, &p);
     plan_free(&p);
     pk_trace_free(&t);
-    free(w.events);
+    free(w.bytes);
 }
 
 static void check_class_limit(void)
 {
-    trace_writer w = {0};
+    memory_trace w;
+    memory_trace_start(&w, PK_TRACE_VERSION);
     spread_program(&w);
     pk_trace t = parsed(&w);
     plan p;
@@ -452,25 +416,28 @@ static void check_class_limit(void)
     check_exact("spread", &t, &p);
     plan_free(&p);
     pk_trace_free(&t);
-    free(w.events);
+    free(w.bytes);
 }
 
 static void check_nothing_to_plan(void)
 {
-    trace_writer w = {0};
+    memory_trace w;
+    memory_trace_start(&w, PK_TRACE_VERSION);
     pk_trace t = parsed(&w);
     plan p;
     char err[256] = "";
     CHECK(plan_build(&t, 0, PLAN_HEAP_ABOVE_DEFAULT, &p, err, sizeof err) == -1 && strstr(err, "no allocation"),
           "empty: %s", err);
     pk_trace_free(&t);
+    free(w.bytes);
+    memory_trace_start(&w, PK_TRACE_VERSION);
     t_malloc(&w, 1u << 30, 0);
     t_free(&w, ptr(1));
     t = parsed(&w);
     CHECK(plan_build(&t, 0, PLAN_HEAP_ABOVE_DEFAULT, &p, err, sizeof err) == -1,
           "only a failed call: plan_build accepted it");
     pk_trace_free(&t);
-    free(w.events);
+    free(w.bytes);
 }
 
 /* ---- Trace files for the command-line test ------------------------------- */
@@ -487,23 +454,22 @@ static int write_file(const char *dir, const char *name, const unsigned char *by
     return 0;
 }
 
-static int write_trace(const char *dir, const char *name, void (*program)(trace_writer *), uint32_t version,
+static int write_trace(const char *dir, const char *name, void (*program)(memory_trace *), uint32_t version,
                        size_t cut)
 {
-    trace_writer w = {0};
+    memory_trace w;
+    memory_trace_start(&w, version);
     if (program) {
         program(&w);
     }
-    size_t size;
-    unsigned char *bytes = trace_bytes(&w, version, &size);
-    int status = write_file(dir, name, bytes, size - cut);
-    free(bytes);
-    free(w.events);
+    memory_trace_finish(&w);
+    int status = write_file(dir, name, (const unsigned char *)w.bytes, w.size - cut);
+    free(w.bytes);
     return status;
 }
 
 /* posix_memalign would refuse it, but memalign(24, 100) succeeds in glibc. */
-static void odd_align_program(trace_writer *w)
+static void odd_align_program(memory_trace *w)
 {
     t_malloc(w, 48, ptr(0));
     t_aligned(w, 100, 24, ptr(1));

@@ -33,19 +33,26 @@ static void put_varint(trace_writer *w, uint64_t v)
     put_bytes(w, b, n);
 }
 
-int trace_writer_open(trace_writer *w, const char *path, uint32_t version, uint32_t pid)
+int trace_writer_start(trace_writer *w, FILE *f, uint32_t version, uint32_t pid)
 {
     unsigned char header[32] = {0};
-    memcpy(header, "PKTRACE\n", 8);
+    static const unsigned char magic[8] = {'P', 'K', 'T', 'R', 'A', 'C', 'E', '\n'};
+    memcpy(header, magic, sizeof magic);
     put_le32(header + 8, version);
     put_le32(header + 12, 32);
     put_le32(header + 16, pid);
-    *w = (trace_writer){fopen(path, "wb"), 0, 0};
-    if (w->f == NULL) {
-        return -1;
-    }
+    *w = (trace_writer){f, 0, 0};
     put_bytes(w, header, sizeof header);
     return w->failed ? -1 : 0;
+}
+
+int trace_writer_open(trace_writer *w, const char *path, uint32_t version, uint32_t pid)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL) {
+        return -1;
+    }
+    return trace_writer_start(w, f, version, pid);
 }
 
 void trace_writer_event(trace_writer *w, uint32_t thread, uint8_t op, uint64_t time_ns, uint64_t size,

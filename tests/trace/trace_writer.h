@@ -23,6 +23,11 @@ typedef struct {
  * start time 0). 0, or -1 with errno set. O(1). */
 int trace_writer_open(trace_writer *w, const char *path, uint32_t version, uint32_t pid);
 
+/* The same over a stream the caller opened (open_memstream: a trace in
+ * memory); trace_writer_close closes it. 0, or -1 when the header could not
+ * be written. O(1). */
+int trace_writer_start(trace_writer *w, FILE *f, uint32_t version, uint32_t pid);
+
 /* One event of operation op (pk_trace_op's numbers) on thread, at time_ns
  * since the start: the operands FORMAT.md lists for op are taken from size,
  * align, result and old, the others ignored. O(1). */
