@@ -14,6 +14,9 @@
 /* The default handler: prints one line on hosted builds (src/hosted/). */
 #if PK_HOSTED
 void pk__fault_print(const pk_fault *f, void *ctx);
+/* Writes the length bytes at text to fd with write(2), never stdio (so it is
+ * safe inside a malloc replacement), until done or an error. */
+void pk__write_all(int fd, const char *text, size_t length);
 #endif
 
 /* Sends f to the fault handler unless one is running (pk_report_fault with

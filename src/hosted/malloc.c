@@ -405,21 +405,26 @@ static void fork_prepare(void);
 static void fork_parent(void);
 static void fork_child(void);
 
+/* Whether the environment variable name is set to something other than
+ * empty or "0". */
+static bool env_flag(const char *name)
+{
+    const char *value = getenv(name);
+    return value != NULL && value[0] != '\0' && value[0] != '0';
+}
+
 static void setup_process(void)
 {
-    const char *stats = getenv("POOLKIT_MALLOC_STATS");
-    stats_at_exit = stats != NULL && stats[0] != '\0' && stats[0] != '0';
-    const char *check = getenv("POOLKIT_MALLOC_CHECK");
-    check_at_exit = check != NULL && check[0] != '\0' && check[0] != '0';
+    stats_at_exit = env_flag("POOLKIT_MALLOC_STATS");
+    check_at_exit = env_flag("POOLKIT_MALLOC_CHECK");
     if (stats_at_exit || check_at_exit) {
         report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
     }
-    const char *debug = getenv("POOLKIT_MALLOC_DEBUG");
-    if (!PK_DEBUG && debug != NULL && debug[0] != '\0' && debug[0] != '0') {
+    if (!PK_DEBUG && env_flag("POOLKIT_MALLOC_DEBUG")) {
         static const char note[] =
             "poolkit-malloc: POOLKIT_MALLOC_DEBUG is ignored by this release build; "
             "preload libpoolkit-malloc-debug.so for guards and poisoning\n";
-        (void)!write(STDERR_FILENO, note, sizeof note - 1);
+        pk__write_all(STDERR_FILENO, note, sizeof note - 1);
     }
     /* dlsym returns a function as an object pointer (POSIX): copied, since
      * ISO C has no cast between the two. */
@@ -852,9 +857,11 @@ static void drain_remote_frees(thread_heap *h)
 
 /* ---- Large blocks -------------------------------------------------------- */
 
+/* A large block is a mapping of its own: the pointer handed out is the
+ * mapping's start (aligned ones are trimmed to start there), so it is the
+ * key of the table too. */
 typedef struct {
-    unsigned char *ptr;        /* the block handed out (the key) */
-    unsigned char *base;       /* its mapping */
+    unsigned char *base;
     size_t map_size;
 } large_block;
 
@@ -883,9 +890,9 @@ static bool large_table_grow(void)
         return false;
     }
     for (size_t i = 0; i < large_capacity; i++) {
-        if (large_table[i].ptr != NULL) {
-            size_t slot = large_slot(large_table[i].ptr, capacity);
-            while (fresh[slot].ptr != NULL) {
+        if (large_table[i].base != NULL) {
+            size_t slot = large_slot(large_table[i].base, capacity);
+            while (fresh[slot].base != NULL) {
                 slot = (slot + 1) & (capacity - 1);
             }
             fresh[slot] = large_table[i];
@@ -902,8 +909,8 @@ static bool large_insert(const large_block *b)
     if ((large_count + 1) * 2 > large_capacity && !large_table_grow()) {
         return false;
     }
-    size_t slot = large_slot(b->ptr, large_capacity);
-    while (large_table[slot].ptr != NULL) {
+    size_t slot = large_slot(b->base, large_capacity);
+    while (large_table[slot].base != NULL) {
         slot = (slot + 1) & (large_capacity - 1);
     }
     large_table[slot] = *b;
@@ -921,8 +928,8 @@ static large_block *large_find(const void *ptr)
         return NULL;
     }
     size_t slot = large_slot(ptr, large_capacity);
-    while (large_table[slot].ptr != NULL) {
-        if (large_table[slot].ptr == ptr) {
+    while (large_table[slot].base != NULL) {
+        if (large_table[slot].base == ptr) {
             return &large_table[slot];
         }
         slot = (slot + 1) & (large_capacity - 1);
@@ -938,14 +945,14 @@ static void large_remove(large_block *entry)
     large_count--;
     /* Backward shift: move up every later entry of the run whose home slot
      * is not between the hole and it, so that lookups never stop early. */
-    for (size_t next = (hole + 1) & mask; large_table[next].ptr != NULL; next = (next + 1) & mask) {
-        size_t home = large_slot(large_table[next].ptr, large_capacity);
+    for (size_t next = (hole + 1) & mask; large_table[next].base != NULL; next = (next + 1) & mask) {
+        size_t home = large_slot(large_table[next].base, large_capacity);
         if (((next - home) & mask) >= ((next - hole) & mask)) {
             large_table[hole] = large_table[next];
             hole = next;
         }
     }
-    large_table[hole].ptr = NULL;
+    large_table[hole].base = NULL;
 }
 
 static size_t os_page_size(void)
@@ -1018,7 +1025,7 @@ static void *large_alloc(size_t size, size_t align, bool *fresh)
     if (pk__round_up_overflows(size, page_size, &map_size) || map_size > PTRDIFF_MAX) {
         return NULL;
     }
-    large_block b = {NULL, NULL, map_size};
+    large_block b = {NULL, map_size};
     if (align == page_size) {
         (void)pthread_mutex_lock(&large_lock);
         bool cached = large_cache_take(map_size, &b);
@@ -1034,7 +1041,6 @@ static void *large_alloc(size_t size, size_t align, bool *fresh)
             return NULL;
         }
     }
-    b.ptr = b.base;
     (void)pthread_mutex_lock(&large_lock);
     bool recorded = large_insert(&b);
     if (recorded) {
@@ -1045,7 +1051,7 @@ static void *large_alloc(size_t size, size_t align, bool *fresh)
         os_unmap(b.base, b.map_size);
         return NULL;
     }
-    return b.ptr;
+    return b.base;
 }
 
 /* Frees ptr if it is a live large block: true then. */
@@ -1060,7 +1066,7 @@ static bool large_free(void *ptr)
     large_block b = *entry;
     large_remove(entry);
     large_frees++;
-    large_block evicted = {NULL, NULL, 0};
+    large_block evicted = {NULL, 0};
     size_t limit = large_peak_bytes / 2 > LARGE_CACHE_MIN_BYTES ? large_peak_bytes / 2 : LARGE_CACHE_MIN_BYTES;
     if (b.map_size <= limit) {
         while (large_cache_count > 0 &&
@@ -1092,13 +1098,13 @@ static size_t large_usable(const void *ptr)
 {
     (void)pthread_mutex_lock(&large_lock);
     const large_block *entry = large_find(ptr);
-    size_t usable = entry != NULL ? (size_t)(entry->base + entry->map_size - entry->ptr) : 0;
+    size_t usable = entry != NULL ? entry->map_size : 0;
     (void)pthread_mutex_unlock(&large_lock);
     return usable;
 }
 
-/* Grows or shrinks a large block that starts its mapping, with mremap; NULL
- * (ptr kept) when that is not possible. */
+/* Grows or shrinks a large block with mremap; NULL (ptr kept) when that is
+ * not possible. */
 static void *large_resize(void *ptr, size_t size)
 {
     size_t map_size;
@@ -1108,7 +1114,7 @@ static void *large_resize(void *ptr, size_t size)
     (void)pthread_mutex_lock(&large_lock);
     large_block *entry = large_find(ptr);
     void *moved = NULL;
-    if (entry != NULL && entry->ptr == entry->base) {
+    if (entry != NULL) {
         large_block b = *entry;
         moved = mremap(b.base, b.map_size, map_size, MREMAP_MAYMOVE);
         if (moved == MAP_FAILED) {
@@ -1120,7 +1126,7 @@ static void *large_resize(void *ptr, size_t size)
             } else {
                 atomic_fetch_sub_explicit(&mapped_bytes, b.map_size - map_size, memory_order_relaxed);
             }
-            b.ptr = b.base = moved;
+            b.base = moved;
             b.map_size = map_size;
             (void)large_insert(&b); /* a slot was just freed: it cannot fail */
         }
@@ -1514,15 +1520,8 @@ static void put_mib(report *r, uint64_t bytes)
 
 static void flush(report *r)
 {
-    const char *at = r->text;
-    while (r->length > 0) {
-        ssize_t n = write(report_fd, at, r->length);
-        if (n <= 0) {
-            break;
-        }
-        at += n;
-        r->length -= (size_t)n;
-    }
+    pk__write_all(report_fd, r->text, r->length);
+    r->length = 0;
 }
 
 typedef struct {
